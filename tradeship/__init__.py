@@ -1,0 +1,1 @@
+"""tradeship: the command-line entry point and its settings."""

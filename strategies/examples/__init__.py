@@ -1,0 +1,1 @@
+"""Example strategies that teach: `lookahead` shows what `tradeship check lookahead` catches."""

@@ -1,0 +1,3 @@
+from tradeship.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,302 @@
+"""`tradeship`: backtest, export and verify strategies from the command line.
+
+Every command prints a clear one-line error (exit 2) instead of a traceback when its inputs
+are wrong; `tradeship COMMAND --help` explains each option with an example.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from tradeship.settings import Settings
+
+EXAMPLES = """\
+examples:
+  tradeship backtest --strategy prophet_momentum --source demo --out out/demo
+  tradeship backtest --strategy buy_and_hold --source csv:../shared/data/raw_samples \\
+      --symbols AAPL --out out/aapl
+  tradeship backtest --strategy prophet_momentum \\
+      --source parquet:../shared/data/sp500_daily.parquet --start 2019-01-01 \\
+      --end 2020-12-31 --param top_n=5 --param threshold=0.02 --out out/sp500
+"""
+
+SOURCE_HELP = (
+    "market data: 'demo' (built-in synthetic universe, offline), 'yfinance', "
+    "'parquet:PATH' (long table: symbol,date,open,...,adjusted_close,...) or "
+    "'csv:DIR' (one CSV per symbol, Yahoo or raw_samples layout)"
+)
+
+
+def _symbols(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    return [s.strip().upper() for s in text.split(",") if s.strip()]
+
+
+def _progress_bar(enabled: bool, label: str) -> Callable[[int], Callable[[], None]] | None:
+    if not enabled:
+        return None
+
+    def start(total: int) -> Callable[[], None]:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc=label, unit="bar", leave=False, file=sys.stderr)
+
+        def tick() -> None:
+            bar.update(1)
+            if bar.n >= total:
+                bar.close()
+
+        return tick
+
+    return start
+
+
+def add_data_options(parser: argparse.ArgumentParser, settings: Settings) -> None:
+    parser.add_argument("--source", default=settings.source, help=SOURCE_HELP)
+    parser.add_argument("--symbols", help="comma-separated symbols (default: all the source has)")
+    parser.add_argument(
+        "--start", help="first session to trade, YYYY-MM-DD (warm-up is loaded before it)"
+    )
+    parser.add_argument("--end", help="last session, YYYY-MM-DD")
+
+
+def add_strategy_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--strategy",
+        required=True,
+        help="prophet_momentum, buy_and_hold, or your own as package.module:ClassName",
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="strategy parameter, repeatable (e.g. --param top_n=5)",
+    )
+    parser.add_argument(
+        "--params", metavar="FILE.json", help="strategy parameters as a JSON object"
+    )
+
+
+def strategy_params(args: argparse.Namespace) -> dict:
+    from strategies.registry import load_params_file
+
+    params: dict = load_params_file(args.params) if getattr(args, "params", None) else {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--param takes KEY=VALUE, got {item!r}")
+        params[key.strip()] = value
+    return params
+
+
+def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
+    from backtests.report import print_metrics_table
+    from backtests.runner import BacktestConfig, run_backtest, write_outputs
+
+    config = BacktestConfig(
+        strategy=args.strategy,
+        params=strategy_params(args),
+        source=args.source,
+        symbols=_symbols(args.symbols),
+        start=args.start,
+        end=args.end,
+        cash=args.cash,
+        commission=args.commission,
+        slippage=args.slippage,
+        fill=args.fill,
+    )
+    result = run_backtest(config, progress=_progress_bar(not args.quiet, "backtest"))
+    report = write_outputs(result, args.out)
+    for note in result.notes:
+        print(f"note: {note}")
+    print(print_metrics_table(result.metrics))
+    print(f"report: {report}")
+    return 0
+
+
+def _parity_exit(report, what: str) -> int:
+    for line in report.lines():
+        print(line)
+    if not report.ok:
+        print(f"FAILED: {what}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from exporters.export import build_export, export_summary, write_export
+
+    symbols = _symbols(args.symbols)
+    if symbols is None:
+        from marketdata import load
+
+        symbols = load(args.source).symbols if args.source else None
+    spec, compiled = build_export(
+        args.strategy, strategy_params(args), symbols or [], args.default_source
+    )
+    module, requirements = write_export(compiled, args.out)
+    print(export_summary(spec, compiled))
+    print(f"wrote {module} and {requirements}")
+    return 0
+
+
+def cmd_verify_parity(args: argparse.Namespace, settings: Settings) -> int:
+    from exporters.parity import verify_parity
+
+    report, _ = verify_parity(
+        args.module,
+        args.source,
+        _symbols(args.symbols),
+        args.start,
+        args.end,
+        progress=_progress_bar(not args.quiet, "parity"),
+    )
+    return _parity_exit(report, "the module decides differently from the backtest")
+
+
+def cmd_check_lookahead(args: argparse.Namespace, settings: Settings) -> int:
+    from backtests.runner import BacktestConfig
+    from exporters.parity import check_lookahead
+
+    config = BacktestConfig(
+        strategy=args.strategy,
+        params=strategy_params(args),
+        source=args.source,
+        symbols=_symbols(args.symbols),
+        start=args.start,
+        end=args.end,
+    )
+    report, _ = check_lookahead(config, progress=_progress_bar(not args.quiet, "lookahead"))
+    return _parity_exit(
+        report, "decisions change when later data is removed: the strategy looks ahead"
+    )
+
+
+def build_parser(settings: Settings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tradeship",
+        description="Research to production for Backtrader strategies: backtest, export, verify.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    bt = sub.add_parser(
+        "backtest",
+        help="run a strategy over history and write metrics, orders, decisions and a report",
+        description=(
+            "Backtest a strategy. Writes in --out: metrics.json, equity.csv, orders.csv, "
+            "decisions.csv (date,symbol,target_weight per rebalance), report.html and PNG plots. "
+            "Decisions for session t read bars through t-1 and fill at t's open."
+        ),
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_strategy_options(bt)
+    add_data_options(bt, settings)
+    bt.add_argument("--cash", type=float, default=100_000.0, help="starting cash (default 100000)")
+    bt.add_argument(
+        "--commission",
+        type=float,
+        default=0.0,
+        help="commission as a fraction of traded value (Alpaca: 0)",
+    )
+    bt.add_argument(
+        "--slippage",
+        type=float,
+        default=0.0,
+        help="slippage as a fraction of price, against each fill (e.g. 0.0005)",
+    )
+    bt.add_argument(
+        "--fill",
+        choices=("open", "close"),
+        default="open",
+        help="fill orders at the decided session's open (default) or close",
+    )
+    bt.add_argument("--out", required=True, help="folder for the results")
+    bt.add_argument("--quiet", action="store_true", help="no progress bar")
+    bt.set_defaults(func=cmd_backtest)
+
+    ex = sub.add_parser(
+        "export",
+        help="compile a strategy into one standalone run() module (+ requirements.txt)",
+        description=(
+            "Write ONE Python file that imports nothing from tradeship: the strategy's own "
+            "decision code inlined, decide(history, holdings, now) and run(now, dry_run, source). "
+            "requirements.txt is written beside it. Exports are byte-identical for the same "
+            "source and parameters; anything that looks like a secret is refused."
+        ),
+        epilog="example:\n  tradeship export --strategy prophet_momentum --source demo "
+        "--param top_n=5 --out build/strategy.py",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_strategy_options(ex)
+    ex.add_argument(
+        "--symbols", help="the universe, comma-separated (default: every symbol of --source)"
+    )
+    ex.add_argument("--source", help="take the universe from this source's symbols (e.g. demo)")
+    ex.add_argument(
+        "--default-source",
+        default="yfinance",
+        help="where run() loads data unless told otherwise (default yfinance)",
+    )
+    ex.add_argument("--out", required=True, help="FILE.py to write")
+    ex.set_defaults(func=cmd_export)
+
+    vp = sub.add_parser(
+        "verify-parity",
+        help="prove an exported module decides exactly what the backtest decided",
+        description=(
+            "Backtest the module's strategy, then for every rebalance date t call the module's "
+            "decide() with data cut at t and the backtest's holdings at t. Prints "
+            "'rebalances=N mismatches=M' and each mismatch; exits 1 when M > 0."
+        ),
+        epilog="example:\n  tradeship verify-parity --module build/strategy.py --source demo "
+        "--start 2023-01-03 --end 2023-12-29",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    vp.add_argument("--module", required=True, help="the exported FILE.py")
+    add_data_options(vp, settings)
+    vp.add_argument("--quiet", action="store_true", help="no progress bar")
+    vp.set_defaults(func=cmd_verify_parity)
+
+    check = sub.add_parser("check", help="checks on a strategy (lookahead)")
+    check_sub = check.add_subparsers(dest="check", required=True, metavar="CHECK")
+    la = check_sub.add_parser(
+        "lookahead",
+        help="does any decision change when data after it is removed?",
+        description=(
+            "Run the backtest, then recompute every decision from data cut at its date "
+            "(the strategy's prepare() included). Any difference means the strategy reads the "
+            "future. Exits 1 when it does. Try it on "
+            "strategies.examples.lookahead:PeekingMomentum."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_strategy_options(la)
+    add_data_options(la, settings)
+    la.add_argument("--quiet", action="store_true", help="no progress bar")
+    la.set_defaults(func=cmd_check_lookahead)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = Settings()
+    parser = build_parser(settings)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args, settings) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, LookupError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
