@@ -224,7 +224,7 @@ def _plot_trades(equity: pd.Series, orders: pd.DataFrame) -> bytes:
         _money_axis(ax)
     if n and not equity.empty:
         # Value at (or just before) each order date; orders before the curve get the first value.
-        at = equity.reindex(equity.index.union(pd.DatetimeIndex(orders["date"]))).ffill().bfill()
+        curve = equity[~equity.index.duplicated()].sort_index()
         for side, marker, color, label in (
             ("buy", "^", _BUY_COLOR, "Buy"),
             ("sell", "v", _SELL_COLOR, "Sell"),
@@ -234,7 +234,7 @@ def _plot_trades(equity: pd.Series, orders: pd.DataFrame) -> bytes:
                 continue
             ax.scatter(
                 dates,
-                at.loc[dates].to_numpy(),
+                curve.asof(pd.DatetimeIndex(dates)).fillna(curve.iloc[0]).to_numpy(),
                 marker=marker,
                 color=color,
                 s=36,

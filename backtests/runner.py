@@ -151,7 +151,7 @@ def run_backtest(
     on_bar = progress(len(history)) if progress else None
     cerebro.addstrategy(
         DecisionDriver,
-        strategy=strategy,
+        decider=strategy,
         history=history,
         state=strategy.prepare(history),
         trade_from=trade_from,

@@ -176,6 +176,22 @@ def third_party_pins(modules: list[ModuleSource], extra_imports: set[str]) -> li
     return sorted(pins, key=str.lower)
 
 
+def merge_imports(lines: list[str]) -> list[str]:
+    """One sorted statement per imported module: `import x` lines, then `from x import a, b`."""
+    plain: set[str] = set()
+    from_names: dict[str, set[str]] = {}
+    for line in lines:
+        node = ast.parse(line).body[0]
+        if isinstance(node, ast.Import):
+            plain.update(ast.unparse(ast.Import(names=[a])) for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names = from_names.setdefault(node.module or "", set())
+            names.update(a.name if not a.asname else f"{a.name} as {a.asname}" for a in node.names)
+    merged = sorted(plain)
+    merged += [f"from {m} import {', '.join(sorted(n))}" for m, n in sorted(from_names.items())]
+    return merged
+
+
 ENTRY_NAMES = frozenset(
     {
         "STRATEGY_NAME",
@@ -249,7 +265,7 @@ def compile_strategy(spec: ExportSpec, strategy_cls: type, version: str) -> Comp
         imports.extend(module_imports)
         rel = f"{module.name.replace('.', '/')}.py"
         bodies.append(f"# {'=' * 70}\n# inlined from {rel}\n# {'=' * 70}\n" + "\n".join(body))
-    unique_imports = sorted(set(imports), key=lambda line: (line.startswith("from "), line))
+    unique_imports = merge_imports(imports)
     requirements = third_party_pins(modules, {"pyarrow"})  # pandas reads parquet through it
     source_sha = _source_hash(modules)
     params_text = _python_literal(spec.params)

@@ -40,7 +40,7 @@ class DecisionDriver(bt.Strategy):
     """Backtrader adapter: timing, sizing and order flow; the decision is the strategy's."""
 
     params = (
-        ("strategy", None),  # tradeship Strategy
+        ("decider", None),  # the tradeship Strategy (Backtrader reserves "strategy")
         ("history", None),  # to_history(...) frame, aligned with every data feed
         ("state", None),  # strategy.prepare(history), computed once by the runner
         ("trade_from", None),  # first session the strategy may trade (after warm-up)
@@ -52,7 +52,7 @@ class DecisionDriver(bt.Strategy):
     )
 
     def __init__(self) -> None:
-        self.tradeship: Strategy = self.p.strategy
+        self.tradeship: Strategy = self.p.decider
         self.sessions: pd.DatetimeIndex = self.p.history.index
         self.feeds = {d._name: d for d in self.datas}
         self.log: DriverLog = self.p.log
@@ -106,6 +106,11 @@ class DecisionDriver(bt.Strategy):
                 cash_buffer=float(self.p.cash_buffer),
                 fractional=bool(self.p.fractional),
             )
+            if wanted == 0 and targets.get(name, 0.0) > 0:
+                self.log.rejected.append(
+                    f"{name}: one share costs more than its target weight allows "
+                    "(fractional shares would buy it)"
+                )
             delta = wanted - self.getposition(feed).size
             if abs(delta) > 1e-9:
                 (sells if delta < 0 else buys).append((feed, delta))

@@ -63,9 +63,9 @@ def prophet_forecast(window: pd.Series, target: pd.Timestamp, settings: ProphetS
     The fit sees exactly the window it is given: callers cut the window at the decision
     time, which is what keeps forecasts free of lookahead.
     """
+    quiet_prophet_logs()
     from prophet import Prophet  # imported here: importing prophet costs ~1 s
 
-    quiet_prophet_logs()
     values = np.asarray(window.to_numpy(), dtype="float64")
     if values.size < 2 or not np.all(np.isfinite(values)):
         raise ValueError(f"cannot fit a forecast on {values.size} bars with missing prices")

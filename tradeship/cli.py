@@ -108,6 +108,7 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
         commission=args.commission,
         slippage=args.slippage,
         fill=args.fill,
+        fractional=args.fractional,
     )
     result = run_backtest(config, progress=_progress_bar(not args.quiet, "backtest"))
     report = write_outputs(result, args.out)
@@ -216,6 +217,9 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         choices=("open", "close"),
         default="open",
         help="fill orders at the decided session's open (default) or close",
+    )
+    bt.add_argument(
+        "--fractional", action="store_true", help="trade fractional shares (default: whole)"
     )
     bt.add_argument("--out", required=True, help="folder for the results")
     bt.add_argument("--quiet", action="store_true", help="no progress bar")
