@@ -1,0 +1,21 @@
+"""Market data for tradeship: one ``load()`` for demo, Parquet, CSV and yfinance sources.
+
+Bars are validated (see marketdata.validate) and adjusted for splits and
+dividends (yfinance ``auto_adjust=True`` convention) on NYSE sessions.
+"""
+
+from marketdata.calendar import is_session, nyse_sessions, previous_session
+from marketdata.demo import demo_sectors
+from marketdata.errors import DataError
+from marketdata.load import MarketData, load, parse_source
+
+__all__ = [
+    "DataError",
+    "MarketData",
+    "demo_sectors",
+    "is_session",
+    "load",
+    "nyse_sessions",
+    "parse_source",
+    "previous_session",
+]
