@@ -7,10 +7,21 @@ are wrong; `tradeship COMMAND --help` explains each option with an example.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
+from tradeship.options import (
+    add_data_options,
+    add_strategy_options,
+    parse_symbols,
+    progress_bar,
+    strategy_params,
+)
 from tradeship.settings import Settings
+
+# Commands that live in their own modules: each has register(subparsers, settings).
+COMMAND_MODULES: tuple[str, ...] = ()
 
 EXAMPLES = """\
 examples:
@@ -22,76 +33,6 @@ examples:
       --end 2020-12-31 --param top_n=5 --param threshold=0.02 --out out/sp500
 """
 
-SOURCE_HELP = (
-    "market data: 'demo' (built-in synthetic universe, offline), 'yfinance', "
-    "'parquet:PATH' (long table: symbol,date,open,...,adjusted_close,...) or "
-    "'csv:DIR' (one CSV per symbol, Yahoo or raw_samples layout)"
-)
-
-
-def _symbols(text: str | None) -> list[str] | None:
-    if not text:
-        return None
-    return [s.strip().upper() for s in text.split(",") if s.strip()]
-
-
-def _progress_bar(enabled: bool, label: str) -> Callable[[int], Callable[[], None]] | None:
-    if not enabled:
-        return None
-
-    def start(total: int) -> Callable[[], None]:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, desc=label, unit="bar", leave=False, file=sys.stderr)
-
-        def tick() -> None:
-            bar.update(1)
-            if bar.n >= total:
-                bar.close()
-
-        return tick
-
-    return start
-
-
-def add_data_options(parser: argparse.ArgumentParser, settings: Settings) -> None:
-    parser.add_argument("--source", default=settings.source, help=SOURCE_HELP)
-    parser.add_argument("--symbols", help="comma-separated symbols (default: all the source has)")
-    parser.add_argument(
-        "--start", help="first session to trade, YYYY-MM-DD (warm-up is loaded before it)"
-    )
-    parser.add_argument("--end", help="last session, YYYY-MM-DD")
-
-
-def add_strategy_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--strategy",
-        required=True,
-        help="prophet_momentum, buy_and_hold, or your own as package.module:ClassName",
-    )
-    parser.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="strategy parameter, repeatable (e.g. --param top_n=5)",
-    )
-    parser.add_argument(
-        "--params", metavar="FILE.json", help="strategy parameters as a JSON object"
-    )
-
-
-def strategy_params(args: argparse.Namespace) -> dict:
-    from strategies.registry import load_params_file
-
-    params: dict = load_params_file(args.params) if getattr(args, "params", None) else {}
-    for item in args.param:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--param takes KEY=VALUE, got {item!r}")
-        params[key.strip()] = value
-    return params
-
 
 def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
     from backtests.report import print_metrics_table
@@ -101,7 +42,7 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
         strategy=args.strategy,
         params=strategy_params(args),
         source=args.source,
-        symbols=_symbols(args.symbols),
+        symbols=parse_symbols(args.symbols),
         start=args.start,
         end=args.end,
         cash=args.cash,
@@ -110,7 +51,7 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
         fill=args.fill,
         fractional=args.fractional,
     )
-    result = run_backtest(config, progress=_progress_bar(not args.quiet, "backtest"))
+    result = run_backtest(config, progress=progress_bar(not args.quiet, "backtest"))
     report = write_outputs(result, args.out)
     for note in result.notes:
         print(f"note: {note}")
@@ -131,7 +72,7 @@ def _parity_exit(report, what: str) -> int:
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from exporters.export import build_export, export_summary, write_export
 
-    symbols = _symbols(args.symbols)
+    symbols = parse_symbols(args.symbols)
     if symbols is None:
         from marketdata import load
 
@@ -151,10 +92,10 @@ def cmd_verify_parity(args: argparse.Namespace, settings: Settings) -> int:
     report, _ = verify_parity(
         args.module,
         args.source,
-        _symbols(args.symbols),
+        parse_symbols(args.symbols),
         args.start,
         args.end,
-        progress=_progress_bar(not args.quiet, "parity"),
+        progress=progress_bar(not args.quiet, "parity"),
     )
     return _parity_exit(report, "the module decides differently from the backtest")
 
@@ -167,11 +108,11 @@ def cmd_check_lookahead(args: argparse.Namespace, settings: Settings) -> int:
         strategy=args.strategy,
         params=strategy_params(args),
         source=args.source,
-        symbols=_symbols(args.symbols),
+        symbols=parse_symbols(args.symbols),
         start=args.start,
         end=args.end,
     )
-    report, _ = check_lookahead(config, progress=_progress_bar(not args.quiet, "lookahead"))
+    report, _ = check_lookahead(config, progress=progress_bar(not args.quiet, "lookahead"))
     return _parity_exit(
         report, "decisions change when later data is removed: the strategy looks ahead"
     )
@@ -285,6 +226,9 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     add_data_options(la, settings)
     la.add_argument("--quiet", action="store_true", help="no progress bar")
     la.set_defaults(func=cmd_check_lookahead)
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub, settings)
     return parser
 
 

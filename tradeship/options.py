@@ -1,0 +1,79 @@
+"""Options and helpers every `tradeship` command shares."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from tradeship.settings import Settings
+
+SOURCE_HELP = (
+    "market data: 'demo' (built-in synthetic universe, offline), 'yfinance', "
+    "'parquet:PATH' (long table: symbol,date,open,...,adjusted_close,...) or "
+    "'csv:DIR' (one CSV per symbol, Yahoo or raw_samples layout)"
+)
+
+
+def parse_symbols(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    return [s.strip().upper() for s in text.split(",") if s.strip()]
+
+
+def progress_bar(enabled: bool, label: str) -> Callable[[int], Callable[[], None]] | None:
+    if not enabled:
+        return None
+
+    def start(total: int) -> Callable[[], None]:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc=label, unit="bar", leave=False, file=sys.stderr)
+
+        def tick() -> None:
+            bar.update(1)
+            if bar.n >= total:
+                bar.close()
+
+        return tick
+
+    return start
+
+
+def add_data_options(parser: argparse.ArgumentParser, settings: Settings) -> None:
+    parser.add_argument("--source", default=settings.source, help=SOURCE_HELP)
+    parser.add_argument("--symbols", help="comma-separated symbols (default: all the source has)")
+    parser.add_argument(
+        "--start", help="first session to trade, YYYY-MM-DD (warm-up is loaded before it)"
+    )
+    parser.add_argument("--end", help="last session, YYYY-MM-DD")
+
+
+def add_strategy_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--strategy",
+        required=True,
+        help="prophet_momentum, buy_and_hold, or your own as package.module:ClassName",
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="strategy parameter, repeatable (e.g. --param top_n=5)",
+    )
+    parser.add_argument(
+        "--params", metavar="FILE.json", help="strategy parameters as a JSON object"
+    )
+
+
+def strategy_params(args: argparse.Namespace) -> dict:
+    from strategies.registry import load_params_file
+
+    params: dict = load_params_file(args.params) if getattr(args, "params", None) else {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--param takes KEY=VALUE, got {item!r}")
+        params[key.strip()] = value
+    return params
