@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 OUT    ?= out/demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint install dev clean
+.PHONY: demo test test-fast bench lint install dev clean
 
 $(PY):
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "tradeship needs Python >= 3.11"'
@@ -37,6 +37,10 @@ test: $(VENV)/.dev-installed
 ## test-fast: skip tests marked slow
 test-fast: $(VENV)/.dev-installed
 	$(VENV)/bin/pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+
+## bench: speed benchmarks (ratios against named baselines, measured in one run)
+bench: $(VENV)/.installed
+	$(PY) benchmarks/prophet_backtest.py
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .

@@ -118,7 +118,19 @@ def run_backtest(
     market_data: MarketData | None = None,
     progress: Callable[[int], Callable[[], None]] | None = None,
 ) -> BacktestResult:
-    """Run `config` and return everything a report, a parity check or a sweep needs."""
+    """Run `config` and return everything a report, a parity check or a sweep needs.
+
+    Without a `forecaster`, forecasts come from the shared on-disk cache, misses fitted in
+    parallel on all cores (a pool that lives for this call only).
+    """
+    if forecaster is None:
+        from backtests.forecast_cache import ForecastCache
+        from backtests.forecasting import FastForecaster
+
+        with FastForecaster(cache=ForecastCache.default()) as owned:
+            return run_backtest(
+                config, forecaster=owned, market_data=market_data, progress=progress
+            )
     strategy = build_strategy(config.strategy, config.params, forecaster)
     start = pd.Timestamp(config.start) if config.start else None
     end = pd.Timestamp(config.end) if config.end else None

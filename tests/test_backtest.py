@@ -154,7 +154,7 @@ def test_cli_errors_are_one_clear_line(capsys, tmp_path):
         == 2
     )
     err = capsys.readouterr().err
-    assert err.startswith("error:") and "Traceback" not in err
+    assert "error: CSV source folder not found: /nonexistent" in err and "Traceback" not in err
 
 
 def test_too_short_a_range_says_how_much_warmup_is_needed(capsys, tmp_path):

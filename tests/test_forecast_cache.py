@@ -242,7 +242,8 @@ def test_size_bound_evicts_least_recently_used(tmp_path):
     probe.put(request(0), 0.0)
     entry_bytes = probe.info()["bytes"]
 
-    cache = ForecastCache(tmp_path / "c", max_bytes=10 * entry_bytes, check_every=1000)
+    room = 10 * entry_bytes + entry_bytes // 2  # ten entries, not eleven
+    cache = ForecastCache(tmp_path / "c", max_bytes=room, check_every=1000)
     keys = [cache.put(request(seed), float(seed)) for seed in range(10)]
     assert cache.info()["entries"] == 10
     base = 1_600_000_000 * 10**9

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 
 from tradeship.options import (
     add_data_options,
+    add_forecast_options,
     add_strategy_options,
+    open_forecaster,
     parse_symbols,
     progress_bar,
     strategy_params,
@@ -21,7 +23,7 @@ from tradeship.options import (
 from tradeship.settings import Settings
 
 # Commands that live in their own modules: each has register(subparsers, settings).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("tradeship.commands.cache",)
 
 EXAMPLES = """\
 examples:
@@ -51,7 +53,10 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
         fill=args.fill,
         fractional=args.fractional,
     )
-    result = run_backtest(config, progress=progress_bar(not args.quiet, "backtest"))
+    with open_forecaster(args, settings) as forecaster:
+        result = run_backtest(
+            config, forecaster=forecaster, progress=progress_bar(not args.quiet, "backtest")
+        )
     report = write_outputs(result, args.out)
     for note in result.notes:
         print(f"note: {note}")
@@ -89,14 +94,16 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_verify_parity(args: argparse.Namespace, settings: Settings) -> int:
     from exporters.parity import verify_parity
 
-    report, _ = verify_parity(
-        args.module,
-        args.source,
-        parse_symbols(args.symbols),
-        args.start,
-        args.end,
-        progress=progress_bar(not args.quiet, "parity"),
-    )
+    with open_forecaster(args, settings) as forecaster:
+        report, _ = verify_parity(
+            args.module,
+            args.source,
+            parse_symbols(args.symbols),
+            args.start,
+            args.end,
+            forecaster=forecaster,
+            progress=progress_bar(not args.quiet, "parity"),
+        )
     return _parity_exit(report, "the module decides differently from the backtest")
 
 
@@ -112,7 +119,10 @@ def cmd_check_lookahead(args: argparse.Namespace, settings: Settings) -> int:
         start=args.start,
         end=args.end,
     )
-    report, _ = check_lookahead(config, progress=progress_bar(not args.quiet, "lookahead"))
+    with open_forecaster(args, settings) as forecaster:
+        report, _ = check_lookahead(
+            config, forecaster=forecaster, progress=progress_bar(not args.quiet, "lookahead")
+        )
     return _parity_exit(
         report, "decisions change when later data is removed: the strategy looks ahead"
     )
@@ -164,6 +174,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     )
     bt.add_argument("--out", required=True, help="folder for the results")
     bt.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_forecast_options(bt)
     bt.set_defaults(func=cmd_backtest)
 
     ex = sub.add_parser(
@@ -207,6 +218,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     vp.add_argument("--module", required=True, help="the exported FILE.py")
     add_data_options(vp, settings)
     vp.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_forecast_options(vp)
     vp.set_defaults(func=cmd_verify_parity)
 
     check = sub.add_parser("check", help="checks on a strategy (lookahead)")
@@ -225,6 +237,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     add_strategy_options(la)
     add_data_options(la, settings)
     la.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_forecast_options(la)
     la.set_defaults(func=cmd_check_lookahead)
 
     for name in COMMAND_MODULES:

@@ -77,3 +77,33 @@ def strategy_params(args: argparse.Namespace) -> dict:
             raise ValueError(f"--param takes KEY=VALUE, got {item!r}")
         params[key.strip()] = value
     return params
+
+
+def add_forecast_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes fitting Prophet forecasts in parallel (default: all cores; "
+        "TRADESHIP_WORKERS)",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not read or write the forecast cache (see `tradeship cache info`)",
+    )
+
+
+def open_forecaster(args: argparse.Namespace, settings: Settings):
+    """The backtest forecaster: cached on disk, fitting misses in parallel. Close it after."""
+    from backtests.forecast_cache import ForecastCache
+    from backtests.forecasting import FastForecaster
+
+    cache = None if args.no_cache else ForecastCache(settings.cache_dir / "forecasts")
+    workers = args.workers if args.workers is not None else (settings.workers or None)
+    progress = None
+    if not getattr(args, "quiet", False):
+        from tqdm import tqdm
+
+        progress = tqdm(unit="fit", desc="prophet fits", leave=False, file=sys.stderr, delay=1.0)
+    return FastForecaster(cache=cache, workers=workers, progress=progress)
