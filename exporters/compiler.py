@@ -321,11 +321,16 @@ def decide(history, holdings, now):
     return build_strategy().decide(history, holdings, now)
 
 
-def run(now=None, dry_run=False, source=None):
-    """Decide for the session of `now` and trade the difference at Alpaca; returns the orders."""
+def run(now=None, dry_run=False, source=None, slot=None, submit=True):
+    """Decide for the session of `now` and trade the difference at Alpaca; returns the orders.
+
+    `slot` (default: the session date) names the decision slot in client order ids: pass
+    the scheduler's intended fire time so a duplicate delivery cannot trade twice.
+    """
     return run_strategy(
-        build_strategy(), SYMBOLS, strategy_id=STRATEGY_ID, now=now, dry_run=dry_run,
-        source=source, default_source=DEFAULT_SOURCE,
+        build_strategy(), SYMBOLS, strategy_id=STRATEGY_ID, strategy_hash=SOURCE_SHA256,
+        now=now, dry_run=dry_run, source=source, default_source=DEFAULT_SOURCE, slot=slot,
+        submit=submit,
     )
 
 

@@ -24,6 +24,7 @@ class PlannedOrder:
     qty: float
     client_order_id: str
     reference_price: float
+    other_side_id: str = ""  # this slot's id for the opposite side of the same symbol
 
     @property
     def notional(self) -> float:
@@ -76,6 +77,7 @@ def plan_orders(
         if delta == 0 or abs(delta) * price < min_notional:
             continue
         side = "buy" if delta > 0 else "sell"
+        other = "sell" if side == "buy" else "buy"
         orders.append(
             PlannedOrder(
                 symbol,
@@ -83,6 +85,7 @@ def plan_orders(
                 abs(delta),
                 client_order_id(strategy_id, account, slot, symbol, side),
                 price,
+                client_order_id(strategy_id, account, slot, symbol, other),
             )
         )
     return sorted(orders, key=lambda o: (o.side != "sell", o.symbol))
