@@ -25,7 +25,7 @@ from pathlib import Path
 PROJECT_PACKAGES = frozenset(
     {"strategies", "marketdata", "live", "backtests", "exporters", "tradeship"}
 )
-RUNTIME_MODULE = "live.runtime"
+RUNTIME_MODULES = ("live.runtime", "live.schedule")
 EXPORT_FORMAT = 1
 
 
@@ -195,6 +195,7 @@ def merge_imports(lines: list[str]) -> list[str]:
 ENTRY_NAMES = frozenset(
     {
         "STRATEGY_NAME",
+        "SCHEDULE",
         "STRATEGY_ID",
         "PARAMS",
         "SYMBOLS",
@@ -243,7 +244,7 @@ def _python_literal(value: object) -> str:
 
 def compile_strategy(spec: ExportSpec, strategy_cls: type, version: str) -> CompiledModule:
     """The text of the standalone module for `spec` (deterministic: no dates, sorted)."""
-    modules = collect_modules([strategy_cls.__module__, RUNTIME_MODULE])
+    modules = collect_modules([strategy_cls.__module__, *RUNTIME_MODULES])
     seen: dict[str, str] = {}
     for module in modules:
         for name in _defined_names(module.tree):
@@ -307,6 +308,7 @@ STRATEGY_NAME = {spec.strategy!r}
 STRATEGY_ID = {f"{spec.strategy}-{id_digest}"!r}
 SOURCE_SHA256 = {source_sha!r}
 DEFAULT_SOURCE = {spec.default_source!r}
+SCHEDULE = {strategy_cls.schedule!r}  # New York time, NYSE sessions
 PARAMS = {params_text}
 SYMBOLS = {_python_literal(symbols)}
 

@@ -41,6 +41,8 @@ class Strategy:
 
     name: ClassVar[str] = "strategy"
     Params: ClassVar[type] = type(None)
+    # When a deployment runs it, New York time: "daily at HH:MM" or "every N min".
+    schedule: ClassVar[str] = "daily at 15:00"
 
     def __init__(self, params: Any = None, **overrides: Any) -> None:
         if params is None:
