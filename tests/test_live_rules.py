@@ -1,0 +1,161 @@
+"""Order planning, ids, risk limits, the account gate and the paper/live guard (no broker)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from live.execution import client_order_id, plan_orders
+from live.risk import account_gate_problems, risk_problems
+from live.schedule import Schedule
+from live.settings import LiveSettings
+
+ID = dict(strategy_id="pm-1", account="acct", slot="20240603")
+
+
+def test_client_order_ids_are_deterministic_short_and_distinct():
+    a = client_order_id(
+        "prophet_momentum-0123456789", "0e1f-uuid-account", "20240603", "BRK.B", "buy"
+    )
+    assert a == client_order_id(
+        "prophet_momentum-0123456789", "0e1f-uuid-account", "20240603", "BRK.B", "buy"
+    )
+    assert len(a) <= 48 and re.fullmatch(r"[A-Za-z0-9_-]+", a)
+    others = {
+        client_order_id(
+            "prophet_momentum-0123456789", "0e1f-uuid-account", "20240603", "BRK.B", "sell"
+        ),
+        client_order_id(
+            "prophet_momentum-0123456789", "0e1f-uuid-account", "20240604", "BRK.B", "buy"
+        ),
+        client_order_id("prophet_momentum-0123456789", "other-account", "20240603", "BRK.B", "buy"),
+        client_order_id("other", "0e1f-uuid-account", "20240603", "BRK.B", "buy"),
+        client_order_id(
+            "prophet_momentum-0123456789", "0e1f-uuid-account", "20240603", "BRK-B", "buy"
+        ),
+    }
+    assert a not in others and len(others) == 5
+
+
+def test_plan_sells_first_skips_dust_and_sizes_like_the_backtest():
+    plan = plan_orders(
+        {"AAA": 0.5, "BBB": 0.5},
+        {"AAA": 10, "CCC": 7, "DDD": 0.001},
+        {"AAA": 100.0, "BBB": 50.0, "CCC": 20.0, "DDD": 10.0},
+        10_000.0,
+        **ID,
+    )
+    assert [(o.side, o.symbol, o.qty) for o in plan] == [
+        ("sell", "CCC", 7.0),  # left the targets
+        ("buy", "AAA", 39.0),  # floor(0.5 * 9900 / 100) - 10
+        ("buy", "BBB", 99.0),
+    ]  # DDD's 0.01 notional is under the minimum: no order
+    assert all(o.other_side_id and o.other_side_id != o.client_order_id for o in plan)
+    with pytest.raises(ValueError, match="EEE: no price"):
+        plan_orders({"EEE": 1.0}, {}, {}, 1000.0, **ID)
+
+
+def test_fractional_plan():
+    plan = plan_orders({"AAA": 1.0}, {}, {"AAA": 300.0}, 1000.0, fractional=True, **ID)
+    assert plan[0].qty == pytest.approx(3.3, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("limit", "value", "message"),
+    [
+        (
+            "max_position_weight",
+            0.4,
+            "AAA target weight 0.5000 exceeds TRADESHIP_MAX_POSITION_WEIGHT",
+        ),
+        ("max_gross_exposure", 0.9, "gross exposure 1.0000 exceeds TRADESHIP_MAX_GROSS_EXPOSURE"),
+        ("max_order_notional", 1000.0, "exceeds TRADESHIP_MAX_ORDER_NOTIONAL"),
+        ("max_run_notional", 5000.0, "over TRADESHIP_MAX_RUN_NOTIONAL"),
+        ("max_orders", 1, "2 orders exceed TRADESHIP_MAX_ORDERS 1"),
+    ],
+)
+def test_each_risk_limit_names_itself(limit, value, message):
+    targets = {"AAA": 0.5, "BBB": 0.5}
+    plan = plan_orders(targets, {}, {"AAA": 100.0, "BBB": 50.0}, 10_000.0, **ID)
+    assert risk_problems(targets, plan, LiveSettings(), None) == []
+    problems = risk_problems(targets, plan, LiveSettings(**{limit: value}), None)
+    assert any(message in p for p in problems), problems
+
+
+def test_buying_power_is_checked():
+    targets = {"AAA": 1.0}
+    plan = plan_orders(targets, {}, {"AAA": 100.0}, 10_000.0, **ID)
+    assert (
+        "exceed the account's buying power"
+        in risk_problems(targets, plan, LiveSettings(), 500.0)[0]
+    )
+
+
+def test_account_gate_blocks_flags_status_and_unknowns():
+    good = {
+        "trading_blocked": False,
+        "account_blocked": False,
+        "trade_suspended_by_user": False,
+        "status": "ACTIVE",
+    }
+    assert account_gate_problems(good) == []
+    assert account_gate_problems({**good, "trading_blocked": True}) == [
+        "the account has trading_blocked=true"
+    ]
+    assert account_gate_problems({**good, "status": "ACCOUNT_CLOSED"}) == [
+        "the account status is ACCOUNT_CLOSED, not ACTIVE"
+    ]
+    assert account_gate_problems({**good, "account_blocked": None}) == [
+        "the account's account_blocked is unknown"
+    ]
+
+
+def test_paper_and_live_urls_must_agree(monkeypatch):
+    live = "https://api.alpaca.markets"
+    assert "LIVE endpoint" in LiveSettings(base_url=live).broker_config_problem()
+    assert (
+        "TRADESHIP_ALLOW_LIVE=1" in LiveSettings(base_url=live, paper=False).broker_config_problem()
+    )
+    assert LiveSettings(base_url=live, paper=False, allow_live=True).broker_config_problem() is None
+    assert (
+        "paper endpoint"
+        in LiveSettings(
+            base_url="https://paper-api.alpaca.markets", paper=False, allow_live=True
+        ).broker_config_problem()
+    )
+    monkeypatch.setenv("APCA_API_BASE_URL", live)
+    monkeypatch.setenv("APCA_API_SECRET_KEY", "s3cr3t-value")
+    settings = LiveSettings()
+    assert settings.base_url == live
+    assert "s3cr3t-value" not in repr(settings) and "s3cr3t-value" not in str(settings)
+
+
+def test_kill_switch_by_env_and_by_file(tmp_path, monkeypatch):
+    assert LiveSettings().kill_switch_reason() is None
+    monkeypatch.setenv("TRADESHIP_KILL_SWITCH", "1")
+    assert "TRADESHIP_KILL_SWITCH" in LiveSettings().kill_switch_reason()
+    monkeypatch.delenv("TRADESHIP_KILL_SWITCH")
+    flag = tmp_path / "STOP"
+    monkeypatch.setenv("TRADESHIP_KILL_FILE", str(flag))
+    assert LiveSettings().kill_switch_reason() is None
+    flag.write_text("")
+    assert str(flag) in LiveSettings().kill_switch_reason()
+
+
+def test_schedules_parse_and_fire_on_sessions_in_new_york_time():
+    daily = Schedule.parse("daily at 15:00 New York")
+    fires = daily.fire_times("2025-03-07", "2025-03-11")  # DST starts 2025-03-09
+    assert [t.strftime("%Y-%m-%d %H:%M %Z") for t in fires] == [
+        "2025-03-07 15:00 EST",
+        "2025-03-10 15:00 EDT",
+        "2025-03-11 15:00 EDT",
+    ]
+    assert daily.slot(fires[1]) == "20250310"
+    intraday = Schedule.parse("every 15 min during regular NYSE hours")
+    half_day = intraday.fire_times("2025-11-28", "2025-11-28")  # closes 13:00
+    assert half_day[0].strftime("%H:%M") == "09:30" and half_day[-1].strftime("%H:%M") == "12:45"
+    assert intraday.slot(half_day[1]) == "20251128-0945"
+    assert daily.fire_times("2025-12-25", "2025-12-25") == []
+    with pytest.raises(ValueError, match="unknown schedule"):
+        Schedule.parse("hourly")
