@@ -19,7 +19,9 @@ ALPACA_LIVE_URL = "https://api.alpaca.markets"
 class LiveSettings(BaseSettings):
     """What a live run may do: broker, journal, risk limits, switches."""
 
-    model_config = SettingsConfigDict(env_prefix="TRADESHIP_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="TRADESHIP_", extra="ignore", populate_by_name=True
+    )
 
     api_key_id: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("APCA_API_KEY_ID")
