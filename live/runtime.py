@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from live.alpaca_broker import AlpacaBroker, BrokerError, broker_from_env
+from live.alpaca_broker import AlpacaBroker, BrokerError, BrokerRejected, broker_from_env
 from live.execution import PlannedOrder, plan_orders
 from live.journal import Journal, new_run_id, open_journal
 from live.risk import account_gate_problems, risk_problems
@@ -310,6 +310,12 @@ def _execute(
         return {**order.as_dict(), "status": "dry_run", "outcome": "dry_run"}
     try:
         answer = broker.submit_once(order)
+    except BrokerRejected as exc:
+        # the broker refused this one order (e.g. buying power after a gap at the open):
+        # like Backtrader refusing it in the backtest, the run goes on with the others
+        journal.update_order(run_id, order.client_order_id, state="rejected", answer=str(exc))
+        print(f"rejected: {line}: {exc}")
+        return {**order.as_dict(), "status": "rejected", "outcome": "rejected"}
     except BrokerError:
         journal.update_order(run_id, order.client_order_id, state="unknown")
         raise

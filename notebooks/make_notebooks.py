@@ -64,6 +64,53 @@ EXPORT = [
     ("code", "text = module_path.read_text()\nprint(text[text.index(\"# entry point\") - 75:])"),
 ]
 
+PAPER = [
+    ("md", "# Paper-trade an exported strategy on the local sandbox\n\n"
+           "The sandbox is tradeship's local Alpaca-compatible paper broker: real HTTP, the real "
+           "`alpaca-py` client, a simulated clock over the **synthetic** demo data. We export the "
+           "demo strategy, then run its `run()` once per simulated session, exactly as a "
+           "scheduler would, and look at positions and the journal."),
+    ("code", "import os\nimport tempfile\nfrom pathlib import Path\n\nimport httpx\nimport pandas as pd\n\n"
+             "from exporters.export import build_export, write_export\n"
+             "from exporters.parity import load_module\n"
+             "from live.journal import open_journal\n"
+             "from live.sandbox import SandboxServer"),
+    ("code", "symbols = [f\"SYN{i:03d}\" for i in range(12)]\n"
+             "params = {\"top_n\": 4, \"prophet_window\": 60, \"momentum_lookback\": 20,\n"
+             "          \"rebalance_every\": 1, \"refit_every\": 1, \"threshold\": 0.0}\n"
+             "_, compiled = build_export(\"prophet_momentum\", params, symbols, default_source=\"demo\")\n"
+             "path, _ = write_export(compiled, Path(\"out/paper/strategy.py\"))\n"
+             "strategy = load_module(path)"),
+    ("code", "work = Path(tempfile.mkdtemp())\n"
+             "sandbox = SandboxServer(work / \"sandbox.db\", date=\"2024-06-03\", cash=100_000).start()\n"
+             "os.environ.update({\n"
+             "    \"APCA_API_BASE_URL\": sandbox.base_url,\n"
+             "    \"APCA_API_KEY_ID\": sandbox.key,\n"
+             "    \"APCA_API_SECRET_KEY\": sandbox.secret,\n"
+             "    \"TRADESHIP_JOURNAL\": f\"sqlite:{work / 'journal.sqlite'}\",\n"
+             "    # orders are sized at the last close and fill at the open: 3% of cash absorbs gaps\n"
+             "    \"TRADESHIP_CASH_BUFFER\": \"0.03\",\n"
+             "})\n"
+             "headers = {\"APCA-API-KEY-ID\": sandbox.key, \"APCA-API-SECRET-KEY\": sandbox.secret}\n"
+             "print(sandbox.base_url)"),
+    ("md", "Five simulated sessions: decide at 15:00 New York, trade, then advance the "
+           "sandbox's clock to the next session (`POST /sandbox/advance`, sandbox-only)."),
+    ("code", "client = sandbox.trading_client()\n"
+             "for _ in range(5):\n"
+             "    now = pd.Timestamp(client.get_clock().timestamp).tz_convert(\"America/New_York\")\n"
+             "    print(f\"--- {now:%Y-%m-%d %H:%M} New York\")\n"
+             "    strategy.run(now=now.isoformat(), source=\"demo\")\n"
+             "    httpx.post(sandbox.base_url + \"/sandbox/advance\", headers=headers).raise_for_status()"),
+    ("code", "pd.DataFrame([{\"symbol\": p.symbol, \"qty\": float(p.qty),\n"
+             "               \"market_value\": float(p.market_value)} for p in client.get_all_positions()])"),
+    ("code", "account = client.get_account()\nprint(\"equity\", account.equity, \"cash\", account.cash)"),
+    ("md", "The journal: each run's inputs, decision and orders (also `tradeship journal`)."),
+    ("code", "runs = open_journal().recent_runs(10)\n"
+             "pd.DataFrame([{\"run\": r[\"run_id\"], \"status\": r[\"status\"], \"message\": r[\"message\"],\n"
+             "               \"orders\": len(r[\"orders\"])} for r in runs])"),
+    ("code", "sandbox.stop()"),
+]
+
 
 def write(name: str, cells: list[tuple[str, str]]) -> None:
     nb = nbformat.v4.new_notebook()
@@ -83,3 +130,4 @@ def write(name: str, cells: list[tuple[str, str]]) -> None:
 if __name__ == "__main__":
     write("01_backtest.ipynb", BACKTEST)
     write("02_export_and_parity.ipynb", EXPORT)
+    write("04_paper_trading.ipynb", PAPER)
