@@ -23,7 +23,11 @@ from tradeship.options import (
 from tradeship.settings import Settings
 
 # Commands that live in their own modules: each has register(subparsers, settings).
-COMMAND_MODULES: tuple[str, ...] = ("tradeship.commands.cache", "tradeship.commands.paper")
+COMMAND_MODULES: tuple[str, ...] = (
+    "tradeship.commands.cache",
+    "tradeship.commands.paper",
+    "tradeship.commands.sandbox",
+)
 
 EXAMPLES = """\
 examples:

@@ -18,6 +18,7 @@ NEW_YORK = ZoneInfo("America/New_York")
 UTC = dt.UTC
 OPEN_TIME = dt.time(9, 30)
 TRADING_TIME = dt.time(15, 0)  # where the sandbox puts the clock in a session
+T_PLUS_ONE_FROM = dt.date(2024, 5, 28)  # US equities settle T+1 from this day, T+2 before
 _SEARCH_DAYS = 15  # NYSE never closes for longer than this (longest: 1933 / 9-11)
 
 
@@ -94,11 +95,6 @@ class Phase:
     next_open: dt.datetime
     next_close: dt.datetime
 
-    @property
-    def marks_at_open(self) -> bool:
-        """True while the session's open is the last price known without lookahead."""
-        return self.is_open
-
 
 def phase(now: dt.datetime) -> Phase:
     now = to_utc(now)
@@ -124,12 +120,3 @@ def opens_between(start: dt.datetime, end: dt.datetime) -> list[dt.date]:
         return []
     days = sessions_between(ny_date(start), ny_date(end))
     return [d for d in days if start < session_open_at(d) <= end]
-
-
-def settlement_date(day: dt.date) -> dt.date:
-    """T+1 from 2024-05-28 (the US move to T+1), T+2 before."""
-    t_plus = 1 if day >= dt.date(2024, 5, 28) else 2
-    out = day
-    for _ in range(t_plus):
-        out = next_session(out)
-    return out
