@@ -15,6 +15,7 @@ from tradeship.options import (
     add_data_options,
     add_forecast_options,
     add_strategy_options,
+    backtest_config,
     open_forecaster,
     parse_symbols,
     progress_bar,
@@ -42,15 +43,10 @@ examples:
 
 def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
     from backtests.report import print_metrics_table
-    from backtests.runner import BacktestConfig, run_backtest, write_outputs
+    from backtests.runner import run_backtest, write_outputs
 
-    config = BacktestConfig(
-        strategy=args.strategy,
-        params=strategy_params(args),
-        source=args.source,
-        symbols=parse_symbols(args.symbols),
-        start=args.start,
-        end=args.end,
+    config = backtest_config(
+        args,
         cash=args.cash,
         commission=args.commission,
         slippage=args.slippage,
@@ -112,17 +108,9 @@ def cmd_verify_parity(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_check_lookahead(args: argparse.Namespace, settings: Settings) -> int:
-    from backtests.runner import BacktestConfig
     from exporters.parity import check_lookahead
 
-    config = BacktestConfig(
-        strategy=args.strategy,
-        params=strategy_params(args),
-        source=args.source,
-        symbols=parse_symbols(args.symbols),
-        start=args.start,
-        end=args.end,
-    )
+    config = backtest_config(args)
     with open_forecaster(args, settings) as forecaster:
         report, _ = check_lookahead(
             config, forecaster=forecaster, progress=progress_bar(not args.quiet, "lookahead")

@@ -107,3 +107,18 @@ def open_forecaster(args: argparse.Namespace, settings: Settings):
 
         progress = tqdm(unit="fit", desc="prophet fits", leave=False, file=sys.stderr, delay=1.0)
     return FastForecaster(cache=cache, workers=workers, progress=progress)
+
+
+def backtest_config(args: argparse.Namespace, **extra):
+    """A BacktestConfig from the strategy and data options every command shares."""
+    from backtests.runner import BacktestConfig
+
+    return BacktestConfig(
+        strategy=args.strategy,
+        params=strategy_params(args),
+        source=args.source,
+        symbols=parse_symbols(args.symbols),
+        start=args.start,
+        end=args.end,
+        **extra,
+    )
