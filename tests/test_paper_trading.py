@@ -217,3 +217,32 @@ def test_dry_run_journals_without_sending(module, sandbox, capsys):
     assert "dry run: would buy" in capsys.readouterr().out
     assert broker_orders(sandbox) == []
     assert {o["state"] for o in journal_runs()[0]["orders"]} == {"dry_run"}
+
+
+def test_paper_and_journal_commands(module, sandbox, capsys):
+    from tradeship.cli import main
+
+    assert main(["paper", "--module", module.__file__, "--source", "demo", "--now", NOW]) == 0
+    out = capsys.readouterr().out
+    assert "submitted: buy" in out and "2 order(s)" in out
+    assert main(["journal", "--limit", "1"]) == 0
+    shown = capsys.readouterr().out
+    assert "done: 2 order(s)" in shown and shown.count("  sent  filled") == 2
+    # a blocked run says why and exits non-zero, with no traceback
+    sandbox_url = sandbox.base_url
+    assert sandbox_url
+    assert (
+        main(
+            [
+                "paper",
+                "--module",
+                module.__file__,
+                "--source",
+                "csv:/nonexistent",
+                "--now",
+                "2024-06-04T15:00",
+            ]
+        )
+        == 1
+    )
+    assert "error: market data from csv:/nonexistent could not be loaded" in capsys.readouterr().out
