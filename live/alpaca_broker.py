@@ -266,15 +266,20 @@ class AlpacaBroker:
             client_order_id=order.client_order_id,
         )
 
+        outcome = {"value": "submitted"}
+
         def send_or_find() -> Any:
             try:
                 return self.client.submit_order(request)
             except Exception as exc:  # noqa: BLE001 - any lost answer: look the id up first
                 _, message = _api_error_message(exc)
+                duplicate = "client_order_id must be unique" in message
                 found = self._lookup_quietly(order.client_order_id)
                 if found is not None:
+                    # a lost answer to our own order, or a concurrent run that won the race
+                    outcome["value"] = "already_submitted" if duplicate else "submitted"
                     return found
-                if "client_order_id must be unique" in message:
+                if duplicate:
                     raise BrokerRejected(
                         f"{order.client_order_id} exists at the broker but cannot be read", 422
                     ) from None
@@ -282,7 +287,7 @@ class AlpacaBroker:
 
         placed = self._call(f"submitting {order.side} {order.qty:g} {order.symbol}", send_or_find)
         result = placed if isinstance(placed, dict) else self._order_dict(placed)
-        return {**result, "outcome": "submitted"}
+        return {**result, "outcome": outcome["value"]}
 
     def _lookup_quietly(self, client_order_id: str) -> dict[str, Any] | None:
         try:

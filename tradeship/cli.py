@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tradeship.commands.cache",
     "tradeship.commands.paper",
     "tradeship.commands.sandbox",
+    "tradeship.commands.bundle",
 )
 
 EXAMPLES = """\

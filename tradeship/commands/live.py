@@ -1,0 +1,274 @@
+"""`tradeship live`: run a strategy in Backtrader against Alpaca, in one long-running process."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import sys
+
+from tradeship.settings import Settings
+
+LIVE_HELP = """\
+Run a tradeship strategy live in Backtrader, the same DecisionDriver the backtest uses,
+against APCA_API_BASE_URL: the local sandbox (tradeship sandbox) or Alpaca's paper API.
+Feeds, broker and store come from live.btstore (alpaca-backtrader-api's shape, on
+alpaca-py). The process keeps running, one decision per session, until Ctrl-C or --until.
+
+How it runs:
+  1. Backfill. Daily bars from --backfill-from through the latest completed session come
+     from Alpaca's Market Data API (adjusted for splits and dividends). Every bar reaches
+     the strategy's next() (indicators warm up), reported DELAYED; no order is sent.
+  2. Live. The latest completed session is reported LIVE: the strategy decides for the
+     next session on it, exactly as the backtest's bar t-1 decides for t (bars through
+     t-1, holdings now, sizing at the last close). While the market is open the orders
+     fill now; after the close they wait at Alpaca and fill at the next open, the price
+     the backtest fills at.
+  3. Then next() runs once per completed session: the store reads Alpaca's clock every
+     --poll seconds and fetches a session's bars once its close + --settle-minutes has
+     passed. No tick, quote or partial bar ever reaches next().
+
+Safety: paper by default (Alpaca's live URL needs TRADESHIP_PAPER=0 and
+TRADESHIP_ALLOW_LIVE=1). Client order ids are deterministic (strategy, account, session,
+symbol, side): a restarted process, or a retry after a lost answer, finds its orders at
+Alpaca instead of ordering twice. TRADESHIP_KILL_SWITCH=1 (or TRADESHIP_KILL_FILE) refuses
+all new orders; TRADESHIP_MAX_POSITION_WEIGHT, _MAX_GROSS_EXPOSURE, _MAX_ORDER_NOTIONAL,
+_MAX_RUN_NOTIONAL (per session) and _MAX_ORDERS (per session) refuse orders that breach
+them; TRADESHIP_CASH_BUFFER and TRADESHIP_FRACTIONAL size like the exported run().
+A dropped connection is retried (CONNBROKEN, then DELAYED/LIVE again); sessions missed
+meanwhile arrive once each, as backfill.
+
+Credentials: APCA_API_KEY_ID, APCA_API_SECRET_KEY (environment only). Market data comes
+from APCA_API_DATA_URL, else Alpaca's data host for Alpaca's URLs, else
+APCA_API_BASE_URL itself (the sandbox serves GET /v2/stocks/bars).
+"""
+
+EXAMPLE = """\
+example (offline, the sandbox on a simulated 2024-06-03; move its clock with
+POST /sandbox/advance and watch one decision per session):
+  tradeship sandbox --date 2024-06-03 &
+  export APCA_API_BASE_URL=http://127.0.0.1:8765 APCA_API_KEY_ID=... APCA_API_SECRET_KEY=...
+  tradeship live --strategy prophet_momentum --symbols SYN000,SYN001,SYN002,SYN003 \\
+      --param top_n=2 --param prophet_window=60 --param momentum_lookback=20 \\
+      --backfill-from 2024-01-02 --poll 2
+"""
+
+
+def strategy_id_for(name: str, params: dict, symbols: list[str]) -> str:
+    """`name-<10 hex>` from the strategy, its full parameters and the universe: the same
+    formula as an exported module's STRATEGY_ID, so the two share client order ids (and
+    so cannot both trade one session of one account)."""
+    digest = hashlib.sha256(
+        json.dumps([name, params, sorted(set(symbols))], sort_keys=True).encode()
+    ).hexdigest()[:10]
+    return f"{name}-{digest}"
+
+
+def default_backfill_from(warmup_bars: int, today: dt.date | None = None) -> dt.date:
+    """Early enough for `warmup_bars` sessions before today (as live runs load them)."""
+    today = today or dt.date.today()
+    return today - dt.timedelta(days=int(warmup_bars * 1.5) + 30)
+
+
+def build_live_cerebro(
+    strategy,
+    symbols: list[str],
+    *,
+    store,
+    strategy_id: str,
+    backfill_from: dt.date,
+    until: dt.date | None = None,
+    qcheck: float = 0.5,
+    driver=None,
+    log=None,
+    order_poll: float = 5.0,
+    driver_params: dict | None = None,
+    **feed_params,
+):
+    """Cerebro with the store's broker, one daily feed per symbol and the DecisionDriver
+    (``driver``: a DecisionDriver subclass, given ``driver_params`` too); ``feed_params``
+    go to every `AlpacaData`."""
+    import backtrader as bt
+
+    from strategies.bt_driver import DecisionDriver, DriverLog
+
+    # quicknotify: an order's status reaches notify_order when Alpaca answers, not a day
+    # later with the next bar (Backtrader's default, right for backtests only)
+    cerebro = bt.Cerebro(stdstats=False, maxcpus=1, quicknotify=True)
+    cerebro.setbroker(store.getbroker(strategy_id=strategy_id, order_poll=order_poll))
+    start = dt.datetime.combine(backfill_from, dt.time(0))
+    end = dt.datetime.combine(until, dt.time(0)) if until else None
+    for symbol in symbols:
+        feed = store.getdata(
+            dataname=symbol,
+            timeframe=bt.TimeFrame.Days,
+            fromdate=start,
+            todate=end,
+            qcheck=qcheck,
+            **feed_params,
+        )
+        cerebro.adddata(feed, name=symbol)
+    cerebro.addstrategy(
+        driver or DecisionDriver,
+        decider=strategy,
+        history=None,
+        next_session=store.next_session,
+        cash_buffer=store.settings.cash_buffer,
+        fractional=store.settings.fractional,
+        log=log if log is not None else DriverLog(),
+        **(driver_params or {}),
+    )
+    return cerebro
+
+
+def _printing_driver():
+    from strategies.bt_driver import DecisionDriver
+
+    class PrintingDriver(DecisionDriver):
+        """The DecisionDriver, saying what happens (one line per event)."""
+
+        def notify_data(self, data, status, *args, **kwargs):
+            if data is self.datas[0] or status not in (data.DELAYED, data.LIVE):
+                print(f"data {data._name}: {data._getstatusname(status)}", flush=True)
+
+        def notify_store(self, msg, *args, **kwargs):
+            print(f"store: {msg}", flush=True)
+
+        def notify_order(self, order):
+            super().notify_order(order)
+            side = "buy" if order.isbuy() else "sell"
+            line = f"order {side} {abs(order.created.size):g} {order.data._name}: "
+            line += order.getstatusname()
+            if order.status == order.Completed:
+                line += f" at {order.executed.price:.4f}"
+            reason = order.info.get("reason")
+            if reason and order.status in (order.Rejected, order.Canceled, order.Expired):
+                line += f" ({reason})"
+            print(line, flush=True)
+
+        def next_live(self):
+            super().next_live()
+            bar, live = self.log.bars[-1]
+            if live:
+                last = self.log.decisions[-1] if self.log.decisions else None
+                decided = (
+                    f"targets {last.targets}"
+                    if last is not None and last.session > bar
+                    else "no rebalance"
+                )
+                print(f"bar {bar.date()} LIVE: {decided}", flush=True)
+
+    return PrintingDriver
+
+
+def cmd_live(args: argparse.Namespace, settings: Settings) -> int:
+    from backtests.runner import build_strategy
+    from live.alpaca_broker import BrokerError
+    from live.btstore import AlpacaStore
+    from live.settings import LiveSettings
+    from strategies.bt_driver import DriverLog
+    from strategies.registry import full_params
+    from tradeship.options import open_forecaster, parse_symbols, strategy_params
+
+    symbols = parse_symbols(args.symbols)
+    if not symbols:
+        raise ValueError("--symbols is required: the universe the strategy trades")
+    until = dt.date.fromisoformat(args.until) if args.until else None
+    with open_forecaster(args, settings) as forecaster:
+        strategy = build_strategy(args.strategy, strategy_params(args), forecaster)
+        name = strategy.name if ":" not in args.strategy else args.strategy
+        strategy_id = strategy_id_for(name, full_params(strategy), symbols)
+        backfill_from = (
+            dt.date.fromisoformat(args.backfill_from)
+            if args.backfill_from
+            else default_backfill_from(strategy.warmup_bars())
+        )
+        try:
+            live_settings = LiveSettings()
+            store = AlpacaStore(
+                paper=live_settings.paper,
+                settings=live_settings,
+                poll_interval=args.poll,
+                settle=dt.timedelta(minutes=args.settle_minutes),
+                data_feed=args.feed,
+            )
+        except BrokerError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(
+            f"{strategy_id}: {len(symbols)} symbol(s), backfill from {backfill_from}, "
+            f"broker {store.settings.base_url} ({'paper' if store.settings.paper else 'LIVE'})",
+            flush=True,
+        )
+        log = DriverLog()
+        cerebro = build_live_cerebro(
+            strategy,
+            symbols,
+            store=store,
+            strategy_id=strategy_id,
+            backfill_from=backfill_from,
+            until=until,
+            driver=_printing_driver(),
+            log=log,
+            order_poll=max(1.0, min(args.poll, 5.0)),
+        )
+        try:
+            cerebro.run()
+        except BrokerError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("stopped (Ctrl-C); rerunning later is safe: sent orders are found by id")
+    live_bars = sum(1 for _, live in log.bars if live)
+    print(
+        f"{len(log.bars)} bar(s) reached next() ({live_bars} live), "
+        f"{len(store.broker.sent)} order(s) sent, {len(log.fills)} fill(s) seen"
+    )
+    return 0
+
+
+def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
+    from tradeship.options import add_forecast_options, add_strategy_options
+
+    live = sub.add_parser(
+        "live",
+        help="run a strategy live in Backtrader against Alpaca (paper) or the local sandbox",
+        description=LIVE_HELP,
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_strategy_options(live)
+    live.add_argument(
+        "--symbols", required=True, help="the universe, comma-separated (e.g. AAPL,MSFT,NVDA)"
+    )
+    live.add_argument(
+        "--backfill-from",
+        metavar="YYYY-MM-DD",
+        help="first session to backfill (default: enough sessions for the strategy's warm-up)",
+    )
+    live.add_argument(
+        "--until",
+        metavar="YYYY-MM-DD",
+        help="stop once this session's bar has been delivered (default: run until Ctrl-C)",
+    )
+    live.add_argument(
+        "--poll",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how often Alpaca's clock is read while waiting for a bar (default 30)",
+    )
+    live.add_argument(
+        "--settle-minutes",
+        type=float,
+        default=15.0,
+        help="minutes after a session's close before its daily bar counts as final (default 15)",
+    )
+    live.add_argument(
+        "--feed",
+        choices=("iex", "sip"),
+        help="Alpaca market data feed (default: the account's; free accounts: iex)",
+    )
+    add_forecast_options(live)
+    live.set_defaults(func=cmd_live)
