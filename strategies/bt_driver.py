@@ -1,9 +1,16 @@
-"""The Backtrader strategy that drives any tradeship `Strategy` in a backtest.
+"""The Backtrader strategy that drives any tradeship `Strategy`, in a backtest or live.
 
 Each bar i is the close of session d_i. The driver asks the strategy for the decision for
 the next session d_{i+1} with the history of bars through d_i (nothing later), then sends
 orders that Backtrader fills at d_{i+1}'s open (or its close, with ``fill="close"``). That is
 the same moment and the same inputs a live run during d_{i+1} has.
+
+Backtest: ``history`` is the runner's precomputed frame and bar i reads ``history.iloc[:i+1]``.
+Live (``history=None``, e.g. `live.btstore` feeds): the history is rebuilt from the feeds'
+own lines at each decision (every field, aligned on dates exactly as
+``marketdata.panel.to_history`` aligns them), the next session comes from ``next_session``
+(the broker's calendar), and only a bar every delivering feed reports ``LIVE`` is decided
+on: backfilled (``DELAYED``) bars reach ``next()`` and are logged, never traded.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ class DriverLog:
     fills: list[dict[str, Any]] = field(default_factory=list)
     equity: list[tuple[pd.Timestamp, float]] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
+    bars: list[tuple[pd.Timestamp, bool]] = field(default_factory=list)  # live: (bar, live?)
 
 
 class DecisionDriver(bt.Strategy):
@@ -41,7 +49,7 @@ class DecisionDriver(bt.Strategy):
 
     params = (
         ("decider", None),  # the tradeship Strategy (Backtrader reserves "strategy")
-        ("history", None),  # to_history(...) frame, aligned with every data feed
+        ("history", None),  # to_history(...) frame aligned with every feed; None: live feeds
         ("state", None),  # strategy.prepare(history), computed once by the runner
         ("trade_from", None),  # first session the strategy may trade (after warm-up)
         ("fill", "open"),  # "open" or "close" of the decided session
@@ -49,11 +57,15 @@ class DecisionDriver(bt.Strategy):
         ("fractional", False),
         ("log", None),  # DriverLog
         ("on_bar", None),  # progress callback
+        ("next_session", None),  # live: callable(bar date) -> the session it decides for
     )
 
     def __init__(self) -> None:
         self.tradeship: Strategy = self.p.decider
-        self.sessions: pd.DatetimeIndex = self.p.history.index
+        self.live = self.p.history is None
+        if self.live and self.p.next_session is None:
+            raise ValueError("a live DecisionDriver (history=None) needs next_session")
+        self.sessions: pd.DatetimeIndex = None if self.live else self.p.history.index
         self.feeds = {d._name: d for d in self.datas}
         self.log: DriverLog = self.p.log
         self.on_bar: Callable[[], None] | None = self.p.on_bar
@@ -62,6 +74,9 @@ class DecisionDriver(bt.Strategy):
         self.next()
 
     def next(self) -> None:
+        if self.live:
+            self.next_live()
+            return
         i = len(self) - 1
         self.log.equity.append((self.sessions[i], float(self.broker.getvalue())))
         if self.on_bar is not None:
@@ -79,6 +94,41 @@ class DecisionDriver(bt.Strategy):
         self.log.decisions.append(DecisionRecord(session, holdings, targets))
         if targets is not None:
             self.rebalance(targets)
+
+    def next_live(self) -> None:
+        """One completed session from live feeds: log it; decide and trade if it is live."""
+        delivered = [d for d in self.datas if len(d)]
+        stamp = max(d.datetime[0] for d in delivered)
+        bar = pd.Timestamp(bt.num2date(stamp).date())
+        current = [d for d in delivered if d.datetime[0] == stamp]
+        live = all(d._laststatus == d.LIVE for d in current)
+        self.log.equity.append((bar, float(self.broker.getvalue())))
+        self.log.bars.append((bar, live))
+        if self.on_bar is not None:
+            self.on_bar()
+        if not live:
+            return  # backfill (or a broken connection): history for indicators, no trade
+        session = pd.Timestamp(self.p.next_session(bar))
+        if self.p.trade_from is not None and session < self.p.trade_from:
+            return
+        if not self.tradeship.is_rebalance(session, bar):
+            return
+        history = self.live_history()
+        holdings = self.current_weights()
+        targets = self.tradeship.decide(history, holdings, session)
+        self.log.decisions.append(DecisionRecord(session, holdings, targets))
+        if targets is not None:
+            self.rebalance(targets)
+
+    def live_history(self) -> pd.DataFrame:
+        """The feeds' bars so far as one history frame (see `aligned_history`)."""
+        bars = {}
+        for name, feed in self.feeds.items():
+            n = len(feed)
+            days = [bt.num2date(x) for x in feed.datetime.get(size=n)] if n else []
+            columns = {f: list(getattr(feed, f).get(size=n)) if n else [] for f in HISTORY_FIELDS}
+            bars[name] = bars_frame(days, columns)
+        return aligned_history(bars)
 
     def current_weights(self) -> dict[str, float]:
         value = float(self.broker.getvalue())
@@ -136,3 +186,37 @@ class DecisionDriver(bt.Strategy):
             self.log.rejected.append(
                 f"{order.data._name}: {order.getstatusname()} order for {order.created.size}"
             )
+
+
+HISTORY_FIELDS = ("open", "high", "low", "close", "volume")
+
+
+def bars_frame(days: list, columns: dict[str, list[float]]) -> pd.DataFrame:
+    """One feed's lines as a per-symbol bars frame: float64 columns on a datetime64[ns]
+    index of session dates (the unit and dtypes marketdata's frames have)."""
+    index = pd.DatetimeIndex(days, name="date").as_unit("ns").normalize()
+    return pd.DataFrame(columns, index=index, dtype="float64")
+
+
+def aligned_history(bars: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per-symbol bars aligned on the union of their dates, (field, symbol) columns.
+
+    The same frame as ``marketdata.panel.to_history`` (strategies import nothing of ours,
+    so the rule is restated here; a test holds the two equal): a missing session keeps
+    the last price with volume 0, prices stay NaN before a symbol's first bar.
+    """
+    symbols = sorted(bars)
+    if not symbols:
+        raise ValueError("no symbols to build a history from")
+    index = pd.DatetimeIndex(sorted(set().union(*(bars[s].index for s in symbols))), name="date")
+    parts = {}
+    for name in HISTORY_FIELDS:
+        wide = pd.DataFrame(
+            {s: bars[s][name].reindex(index) for s in symbols}, index=index, dtype="float64"
+        )
+        parts[name] = wide.fillna(0.0).where(wide.ffill().notna()) if name == "volume" else wide
+    closes = parts["close"].ffill()
+    for name in ("open", "high", "low"):
+        parts[name] = parts[name].fillna(closes)
+    parts["close"] = closes
+    return pd.concat(parts, axis=1, names=["field", "symbol"])

@@ -26,6 +26,7 @@ from tradeship.settings import Settings
 # Commands that live in their own modules: each has register(subparsers, settings).
 COMMAND_MODULES: tuple[str, ...] = (
     "tradeship.commands.cache",
+    "tradeship.commands.live",
     "tradeship.commands.paper",
     "tradeship.commands.sandbox",
     "tradeship.commands.bundle",

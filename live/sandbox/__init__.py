@@ -25,6 +25,9 @@ Alpaca endpoints (headers APCA-API-KEY-ID / APCA-API-SECRET-KEY required, else 4
     GET    /v2/positions
     GET    /v2/positions/{symbol_or_asset_id}
     GET    /v2/assets/{symbol_or_asset_id}  every symbol of the data source; fractionable
+    GET    /v2/stocks/bars?symbols=&timeframe=1Day&start=&end=&limit=&page_token=
+                                            Market Data API: completed daily bars only
+                                            (no lookahead), adjusted, n/vw null
 
 Errors as Alpaca sends them: duplicate client_order_id (even of a canceled order) → 422
 {"code": 40010001, "message": "client_order_id must be unique"}; insufficient buying power

@@ -1,4 +1,5 @@
-"""The sandbox's HTTP face: Alpaca's Trading API routes (FastAPI) behind one ASGI gate.
+"""The sandbox's HTTP face: Alpaca's Trading API routes and the Market Data API's daily bars
+(FastAPI) behind one ASGI gate.
 
 The gate, outermost, does for every request what Alpaca's edge does: count it against the
 per-minute rate limit (only /v2 requests count; every response carries the
@@ -23,7 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from live.sandbox.broker import AlpacaError, SandboxBroker
+from live.sandbox.broker import BAR_LIMIT_DEFAULT, AlpacaError, SandboxBroker
 from live.sandbox.clock import parse_instant
 from live.sandbox.faults import FAULT_MESSAGES, FaultBook, RateLimiter, parse_fault
 
@@ -316,6 +317,24 @@ def create_app(
     @api.get("/v2/assets/{symbol_or_asset_id}")
     async def get_asset(symbol_or_asset_id: str) -> JSONResponse:
         return _alpaca(broker.asset(symbol_or_asset_id))
+
+    # -- Alpaca Market Data API (daily bars) -----------------------------------------------
+    @api.get("/v2/stocks/bars")
+    async def get_stock_bars(request: Request) -> JSONResponse:
+        q = request.query_params
+        return _alpaca(
+            broker.bars(
+                symbols=q.get("symbols"),
+                timeframe=q.get("timeframe"),
+                start=q.get("start"),
+                end=q.get("end"),
+                limit=_int_param(request, "limit", BAR_LIMIT_DEFAULT),
+                page_token=q.get("page_token"),
+                adjustment=q.get("adjustment"),
+                feed=q.get("feed"),
+                sort=q.get("sort"),
+            )
+        )
 
     # -- sandbox control ------------------------------------------------------------------
     def _state() -> dict[str, Any]:

@@ -25,6 +25,8 @@ Fill and valuation rules (the same as the backtest's, see ARCHITECTURE.md "Decis
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import threading
 import uuid
@@ -49,6 +51,12 @@ SUPPORTED_TIF = ("day", "gtc", "opg")
 EXCHANGE = "NYSE"  # the data sources carry no listing venue; one valid Alpaca value for all
 _SETTLEMENT_LOOKAHEAD = 15  # calendar days that surely hold the next two sessions
 _ASSET_NAMESPACE = uuid.UUID("5f0c2c4e-0d44-4b55-9c1a-7a1b2d3e4f50")
+# Market Data API (GET /v2/stocks/bars): daily bars only, the data source's adjusted prices
+BAR_FIELDS = {"o": "open", "h": "high", "l": "low", "c": "close", "v": "volume"}
+DAILY_TIMEFRAMES = ("1Day", "1D")
+BAR_LIMIT_DEFAULT = 1000
+BAR_LIMIT_MAX = 10000
+DATA_FEEDS = ("iex", "sip", "otc", "delayed_sip", "boats", "overnight")
 
 
 class AlpacaError(Exception):
@@ -109,6 +117,35 @@ def asset_id_for(symbol: str) -> str:
     return str(uuid.uuid5(_ASSET_NAMESPACE, symbol))
 
 
+def bar_timestamp(day: dt.date) -> dt.datetime:
+    """A daily bar's time stamp: midnight New York of its session, in UTC."""
+    return dt.datetime.combine(day, dt.time(0), tzinfo=clk.NEW_YORK).astimezone(dt.UTC)
+
+
+def bar_text(day: dt.date) -> str:
+    return bar_timestamp(day).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _bar_bound(text: str) -> dt.datetime:
+    """`start`/`end` of a bars request: RFC 3339, or a date (its midnight New York)."""
+    cleaned = text.strip()
+    if len(cleaned) == 10:
+        return bar_timestamp(dt.date.fromisoformat(cleaned))
+    return clk.parse_instant(cleaned)
+
+
+def _encode_page_token(symbol: str, day: dt.date) -> str:
+    return base64.urlsafe_b64encode(f"{symbol}|{day.isoformat()}".encode()).decode()
+
+
+def _decode_page_token(token: str) -> tuple[str, dt.date]:
+    try:
+        symbol, _, day = base64.urlsafe_b64decode(token.encode()).decode().partition("|")
+        return symbol, dt.date.fromisoformat(day)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise _invalid("invalid page_token") from None
+
+
 # -- market data --------------------------------------------------------------------------
 _LOADED: dict[tuple[str, tuple[str, ...] | None], MarketData] = {}
 _LOAD_LOCK = threading.Lock()
@@ -124,13 +161,16 @@ def load_market_data(source: str, symbols: list[str] | None = None) -> MarketDat
 
 
 class PriceBook:
-    """Daily open/close per symbol and session, looked up without lookahead."""
+    """Daily bars per symbol and session, looked up without lookahead."""
 
     def __init__(self, data: MarketData) -> None:
         self.source = data.source
         self.synthetic = data.synthetic
         self._frames: dict[str, pd.DataFrame] = {
             s: f[["open", "close"]] for s, f in data.bars.items() if not f.empty
+        }
+        self._ohlcv: dict[str, pd.DataFrame] = {
+            s: f[list(BAR_FIELDS.values())] for s, f in data.bars.items() if not f.empty
         }
         if not self._frames:
             raise ValueError(f"the data source {data.source} has no bars")
@@ -155,6 +195,21 @@ class PriceBook:
             row = frame.iloc[pos]
             return float(row["open"]), float(row["close"])
         return None
+
+    def daily_bars(
+        self, symbol: str, first: dt.date, last: dt.date
+    ) -> list[tuple[dt.date, dict[str, float]]]:
+        """`symbol`'s bars of the sessions first..last (both included), oldest first."""
+        frame = self._ohlcv.get(symbol)
+        if frame is None or first > last:
+            return []
+        lo = frame.index.searchsorted(pd.Timestamp(first), side="left")
+        hi = frame.index.searchsorted(pd.Timestamp(last), side="right")
+        part = frame.iloc[lo:hi]
+        return [
+            (stamp.date(), {key: float(row[i]) for i, key in enumerate(BAR_FIELDS)})
+            for stamp, row in zip(part.index, part.to_numpy(dtype="float64"), strict=True)
+        ]
 
     def close_asof(self, symbol: str, day: dt.date) -> float | None:
         """The last close at or before session `day`."""
@@ -601,6 +656,97 @@ class SandboxBroker:
             "change_today": decimal_text(current / lastday - 1 if lastday else Decimal(0), 10),
             "qty_available": decimal_text(max(Decimal(0), held.qty - selling), QTY_PLACES),
         }
+
+    # -- market data ----------------------------------------------------------------------
+    def last_completed_session(self, now: dt.datetime | None = None) -> dt.date:
+        """The latest session whose close is at or before `now` (default: the clock)."""
+        now = self.now() if now is None else now
+        p = clk.phase(now)
+        if now >= clk.session_close_at(p.session):
+            return p.session
+        return clk.previous_session(p.session).date()
+
+    def bars(
+        self,
+        *,
+        symbols: str | None,
+        timeframe: str | None,
+        start: str | None = None,
+        end: str | None = None,
+        limit: int = BAR_LIMIT_DEFAULT,
+        page_token: str | None = None,
+        adjustment: str | None = None,
+        feed: str | None = None,
+        sort: str | None = None,
+    ) -> dict[str, Any]:
+        """GET /v2/stocks/bars: completed daily bars only, never past the simulated clock.
+
+        A session's bar exists once the clock is at or past that session's close (no
+        partial bar of the session in progress: no lookahead). Its `t` is midnight New York
+        of the session, as Alpaca stamps daily bars; prices are the data source's adjusted
+        floats (adjustment=all), the same the sandbox fills orders at. The data has no
+        trade count or VWAP: `n` and `vw` are null. Results are sorted by symbol, then by
+        time (`sort` asc/desc); `limit` bars per page, `next_page_token` continues.
+        """
+        wanted = sorted({s.strip().upper() for s in (symbols or "").split(",") if s.strip()})
+        if not wanted:
+            raise _invalid("symbols is required")
+        if not timeframe:
+            raise _invalid("timeframe is required")
+        if timeframe not in DAILY_TIMEFRAMES:
+            raise AlpacaError(
+                422,
+                42210000,
+                f"the sandbox serves daily bars only (timeframe=1Day), not {timeframe!r}",
+            )
+        if adjustment not in (None, "", "all"):
+            raise AlpacaError(
+                422,
+                42210000,
+                f"the sandbox has no {adjustment!r} prices: its data is adjusted for splits "
+                "and dividends (adjustment=all)",
+            )
+        if feed not in (None, "", *DATA_FEEDS):
+            raise _invalid(f"invalid feed {feed!r}")
+        sort = sort or "asc"
+        if sort not in ("asc", "desc"):
+            raise _invalid("sort must be asc or desc")
+        if not 1 <= limit <= BAR_LIMIT_MAX:
+            raise _invalid(f"limit must be between 1 and {BAR_LIMIT_MAX}")
+        after = _decode_page_token(page_token) if page_token else None
+        now = self.now()
+        try:
+            lo = _bar_bound(start) if start else bar_timestamp(clk.ny_date(now))
+            hi = min(_bar_bound(end), now) if end else now
+        except ValueError:
+            raise _invalid("start and end must be RFC 3339 timestamps or YYYY-MM-DD") from None
+        first = clk.ny_date(lo)
+        if bar_timestamp(first) < lo:
+            first += dt.timedelta(days=1)
+        last = min(clk.ny_date(hi), self.last_completed_session(now))
+        out: dict[str, list[dict[str, Any]]] = {}
+        count, token = 0, None
+        last_returned: tuple[str, dt.date] = ("", first)
+        for symbol in wanted:
+            if after is not None and symbol < after[0]:
+                continue
+            rows = self.prices.daily_bars(symbol, first, last)
+            if sort == "desc":
+                rows.reverse()
+            if after is not None and symbol == after[0]:
+                rows = [r for r in rows if (r[0] > after[1] if sort == "asc" else r[0] < after[1])]
+            for day, values in rows:
+                if count == limit:
+                    token = _encode_page_token(*last_returned)
+                    break
+                out.setdefault(symbol, []).append(
+                    {"t": bar_text(day), **values, "n": None, "vw": None}
+                )
+                last_returned = (symbol, day)
+                count += 1
+            if token is not None:
+                break
+        return {"bars": out, "next_page_token": token}
 
     # -- assets ---------------------------------------------------------------------------
     def asset(self, symbol_or_asset_id: str) -> dict[str, Any]:

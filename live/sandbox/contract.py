@@ -1,4 +1,4 @@
-"""Check the sandbox's HTTP answers against Alpaca's published Trading API spec.
+"""Check the sandbox's HTTP answers against Alpaca's published Trading and Market Data specs.
 
 The spec is `../shared/specs/alpaca-trading-openapi.yaml` from the project root (it is
 never copied into the project). Validation uses openapi-core (a dev dependency, imported
@@ -11,6 +11,14 @@ and nothing else:
 2. Error answers: the spec documents few error statuses and no error body. Every
    operation gets a `default` response, and every documented >= 400 response without a
    body gets one, of Alpaca's documented error shape `{"code": int, "message": str}`.
+
+Market Data answers (`/v2/stocks/*`) are checked against
+`../shared/specs/alpaca-market-data-openapi.yaml` (the file beside the trading spec) with
+the same error overlay (2), plus one documented deviation:
+
+3. `Bar.n` (trade count) and `Bar.vw` (VWAP) are marked nullable. The sandbox's data has
+   neither; alpaca-py's `Bar` model requires both keys to be present (it accepts null), so
+   the sandbox sends null instead of inventing numbers.
 
 `/sandbox/*` answers are not Alpaca's and are not checked; a response shaped by the
 `malformed` fault must *not* be valid JSON.
@@ -32,6 +40,9 @@ from live.sandbox.app import Exchange
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SPEC_RELATIVE = "../shared/specs/alpaca-trading-openapi.yaml"
 SPEC_HOST = "https://paper-api.alpaca.markets"  # the spec's paper server
+MARKET_DATA_SPEC_NAME = "alpaca-market-data-openapi.yaml"  # beside the trading spec
+MARKET_DATA_HOST = "https://data.alpaca.markets"  # the market data spec's server
+MARKET_DATA_PREFIX = "/v2/stocks/"
 
 ALPACA_ERROR = {
     "type": "object",
@@ -51,8 +62,6 @@ def _json_content(schema: dict[str, Any]) -> dict[str, Any]:
 def with_overlay(spec: dict[str, Any]) -> dict[str, Any]:
     """The published spec plus the overlay described in the module docstring."""
     spec = copy.deepcopy(spec)
-    spec.setdefault("components", {}).setdefault("schemas", {})["AlpacaError"] = ALPACA_ERROR
-    error_ref = {"$ref": "#/components/schemas/AlpacaError"}
     paths = spec.setdefault("paths", {})
     paths.setdefault(
         "/v2/orders:by_client_order_id",
@@ -98,7 +107,24 @@ def with_overlay(spec: dict[str, Any]) -> dict[str, Any]:
             },
         },
     )
-    for item in paths.values():
+    return _with_error_overlay(spec)
+
+
+def with_market_data_overlay(spec: dict[str, Any]) -> dict[str, Any]:
+    """The published Market Data spec plus overlays 2 and 3 of the module docstring."""
+    spec = copy.deepcopy(spec)
+    bar = spec.get("components", {}).get("schemas", {}).get("Bar", {})
+    for name in ("n", "vw"):
+        if name in bar.get("properties", {}):
+            bar["properties"][name] = {**bar["properties"][name], "nullable": True}
+    return _with_error_overlay(spec)
+
+
+def _with_error_overlay(spec: dict[str, Any]) -> dict[str, Any]:
+    """Overlay 2: Alpaca's `{"code", "message"}` body for every error answer (in place)."""
+    spec.setdefault("components", {}).setdefault("schemas", {})["AlpacaError"] = ALPACA_ERROR
+    error_ref = {"$ref": "#/components/schemas/AlpacaError"}
+    for item in spec.setdefault("paths", {}).values():
         for method, operation in item.items():
             if method not in ("get", "post", "put", "patch", "delete") or not operation:
                 continue
@@ -117,16 +143,22 @@ def with_overlay(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 class SpecChecker:
-    """Validates one `Exchange` at a time; thread-safe."""
+    """Validates one `Exchange` at a time; thread-safe.
 
-    def __init__(self, spec_path: str | Path) -> None:
+    `market_data=True` reads the Market Data spec (its overlay, its server) instead of the
+    Trading API's.
+    """
+
+    def __init__(self, spec_path: str | Path, market_data: bool = False) -> None:
         import yaml
         from openapi_core import OpenAPI
 
         self.spec_path = Path(spec_path)
         with self.spec_path.open(encoding="utf-8") as handle:
             published = yaml.safe_load(handle)
-        self._openapi = OpenAPI.from_dict(with_overlay(published))
+        overlay = with_market_data_overlay if market_data else with_overlay
+        self._host = MARKET_DATA_HOST if market_data else SPEC_HOST
+        self._openapi = OpenAPI.from_dict(overlay(published))
         self._lock = threading.Lock()
 
     def problems(self, exchange: Exchange) -> list[str]:
@@ -142,7 +174,7 @@ class SpecChecker:
                 return []
             return [f"{where}: the malformed fault sent valid JSON"]
         request = MockRequest(
-            SPEC_HOST,
+            self._host,
             exchange.method.lower(),
             exchange.path,
             args=dict(parse_qsl(exchange.query)),
@@ -163,39 +195,66 @@ class SpecChecker:
 
 
 @lru_cache(maxsize=4)
-def checker_for(spec_path: str) -> SpecChecker:
+def checker_for(spec_path: str, market_data: bool = False) -> SpecChecker:
     """One checker per spec file per process (parsing the spec takes about a second)."""
-    return SpecChecker(spec_path)
+    return SpecChecker(spec_path, market_data)
 
 
 class ContractRecorder:
     """An `on_exchange` hook: records every exchange; `assert_valid()` checks them all.
 
-    Without the spec (`spec_path` missing) it only records, and `checker` is None.
+    `/v2/stocks/*` exchanges are checked against the Market Data spec
+    (`market_data_spec_path`, default: `alpaca-market-data-openapi.yaml` beside
+    `spec_path`), every other `/v2` exchange against the Trading API spec (`spec_path`).
+    Without a spec file the exchanges it would check are only recorded (`checker` /
+    `market_data_checker` is None).
     """
 
-    def __init__(self, spec_path: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        spec_path: str | Path | None = None,
+        market_data_spec_path: str | Path | None = None,
+    ) -> None:
         path = Path(spec_path) if spec_path is not None else default_spec_path()
         self.spec_path = path
+        self.market_data_spec_path = (
+            Path(market_data_spec_path)
+            if market_data_spec_path is not None
+            else path.parent / MARKET_DATA_SPEC_NAME
+        )
         self.checker = checker_for(str(path)) if path.is_file() else None
+        self.market_data_checker = (
+            checker_for(str(self.market_data_spec_path), True)
+            if self.market_data_spec_path.is_file()
+            else None
+        )
         self.exchanges: list[Exchange] = []
         self._lock = threading.Lock()
+
+    def checker_for_path(self, path: str) -> SpecChecker | None:
+        """The checker whose spec covers `path`."""
+        if path.startswith(MARKET_DATA_PREFIX):
+            return self.market_data_checker
+        return self.checker
 
     def __call__(self, exchange: Exchange) -> None:
         with self._lock:
             self.exchanges.append(exchange)
 
     def problems(self, exchanges: Iterable[Exchange] | None = None) -> list[str]:
-        if self.checker is None:
-            return []
         with self._lock:
             todo = list(self.exchanges if exchanges is None else exchanges)
-        return [p for exchange in todo for p in self.checker.problems(exchange)]
+        found = []
+        for exchange in todo:
+            checker = self.checker_for_path(exchange.path)
+            if checker is not None:
+                found.extend(checker.problems(exchange))
+        return found
 
     def assert_valid(self) -> None:
         found = self.problems()
         if found:
             raise AssertionError(
-                f"{len(found)} sandbox response(s) do not match {self.spec_path}:\n"
-                + "\n".join(found)
+                f"{len(found)} sandbox response(s) do not match {self.spec_path} "
+                f"(or {self.market_data_spec_path.name}):\n" + "\n".join(found)
             )

@@ -30,6 +30,8 @@ or in Python
 Alpaca endpoints: /v2/account, /v2/clock, /v2/calendar, /v2/orders (POST, GET, DELETE),
 /v2/orders/{id}, /v2/orders:by_client_order_id, /v2/positions[/{symbol}],
 /v2/assets/{symbol}; rate-limit headers and Alpaca's error bodies included.
+Market Data API: GET /v2/stocks/bars (daily bars of sessions already closed on the
+simulated clock, the adjusted prices of --source), what `tradeship live` reads.
 
 Sandbox endpoints (same key headers):
   POST   /sandbox/advance  {"sessions": 1}      to 15:00 of the next session; queued
