@@ -13,10 +13,10 @@ import pandas as pd
 
 from backtests.metrics import compute_metrics
 from marketdata import MarketData, load
-from marketdata.panel import to_history
 from strategies.base import Strategy
 from strategies.bt_driver import DecisionDriver, DriverLog
 from strategies.forecast import Forecaster
+from strategies.history import to_history
 from strategies.registry import full_params, parse_params, strategy_class
 
 CASH_SYMBOL = "$CASH"  # decisions.csv row holding the weight left in cash

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from backtests.runner import BacktestConfig, BacktestResult, run_backtest
-from marketdata.panel import history_until
+from strategies.history import history_until
 
 TOLERANCE = 1e-9
 

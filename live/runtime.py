@@ -25,8 +25,8 @@ from live.risk import account_gate_problems, risk_problems
 from live.settings import LiveSettings
 from marketdata.calendar import is_session, previous_session
 from marketdata.load import load
-from marketdata.panel import history_until, to_history
 from strategies.base import Strategy, decision_session
+from strategies.history import history_until, to_history
 
 NEW_YORK = "America/New_York"
 DRY_RUN_EQUITY = 100_000.0

@@ -8,7 +8,7 @@ the same moment and the same inputs a live run during d_{i+1} has.
 Backtest: ``history`` is the runner's precomputed frame and bar i reads ``history.iloc[:i+1]``.
 Live (``history=None``, e.g. `live.btstore` feeds): the history is rebuilt from the feeds'
 own lines at each decision (every field, aligned on dates exactly as
-``marketdata.panel.to_history`` aligns them), the next session comes from ``next_session``
+``strategies.history.to_history`` aligns them), the next session comes from ``next_session``
 (the broker's calendar), and only a bar every delivering feed reports ``LIVE`` is decided
 on: backfilled (``DELAYED``) bars reach ``next()`` and are logged, never traded.
 """
@@ -23,6 +23,7 @@ import backtrader as bt
 import pandas as pd
 
 from strategies.base import Strategy
+from strategies.history import HISTORY_FIELDS, bars_frame, to_history
 from strategies.sizing import target_quantity
 
 
@@ -121,14 +122,14 @@ class DecisionDriver(bt.Strategy):
             self.rebalance(targets)
 
     def live_history(self) -> pd.DataFrame:
-        """The feeds' bars so far as one history frame (see `aligned_history`)."""
+        """The feeds' bars so far as one history frame, built exactly as in a backtest."""
         bars = {}
         for name, feed in self.feeds.items():
             n = len(feed)
             days = [bt.num2date(x) for x in feed.datetime.get(size=n)] if n else []
             columns = {f: list(getattr(feed, f).get(size=n)) if n else [] for f in HISTORY_FIELDS}
             bars[name] = bars_frame(days, columns)
-        return aligned_history(bars)
+        return to_history(bars)
 
     def current_weights(self) -> dict[str, float]:
         value = float(self.broker.getvalue())
@@ -186,37 +187,3 @@ class DecisionDriver(bt.Strategy):
             self.log.rejected.append(
                 f"{order.data._name}: {order.getstatusname()} order for {order.created.size}"
             )
-
-
-HISTORY_FIELDS = ("open", "high", "low", "close", "volume")
-
-
-def bars_frame(days: list, columns: dict[str, list[float]]) -> pd.DataFrame:
-    """One feed's lines as a per-symbol bars frame: float64 columns on a datetime64[ns]
-    index of session dates (the unit and dtypes marketdata's frames have)."""
-    index = pd.DatetimeIndex(days, name="date").as_unit("ns").normalize()
-    return pd.DataFrame(columns, index=index, dtype="float64")
-
-
-def aligned_history(bars: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Per-symbol bars aligned on the union of their dates, (field, symbol) columns.
-
-    The same frame as ``marketdata.panel.to_history`` (strategies import nothing of ours,
-    so the rule is restated here; a test holds the two equal): a missing session keeps
-    the last price with volume 0, prices stay NaN before a symbol's first bar.
-    """
-    symbols = sorted(bars)
-    if not symbols:
-        raise ValueError("no symbols to build a history from")
-    index = pd.DatetimeIndex(sorted(set().union(*(bars[s].index for s in symbols))), name="date")
-    parts = {}
-    for name in HISTORY_FIELDS:
-        wide = pd.DataFrame(
-            {s: bars[s][name].reindex(index) for s in symbols}, index=index, dtype="float64"
-        )
-        parts[name] = wide.fillna(0.0).where(wide.ffill().notna()) if name == "volume" else wide
-    closes = parts["close"].ffill()
-    for name in ("open", "high", "low"):
-        parts[name] = parts[name].fillna(closes)
-    parts["close"] = closes
-    return pd.concat(parts, axis=1, names=["field", "symbol"])

@@ -18,8 +18,7 @@ import pytest
 from live.sandbox import SandboxServer
 from live.sandbox.contract import ContractRecorder
 from marketdata import load
-from marketdata.panel import to_history
-from strategies.bt_driver import aligned_history, bars_frame
+from strategies.history import bars_frame, to_history
 
 SPECS = Path(__file__).resolve().parents[1].parent / "shared/specs"
 TRADING_SPEC = SPECS / "alpaca-trading-openapi.yaml"
@@ -179,4 +178,4 @@ def test_the_live_history_frame_is_to_history():
         )
         for s, f in bars.items()
     }
-    pd.testing.assert_frame_equal(aligned_history(rebuilt), expected, check_exact=True)
+    pd.testing.assert_frame_equal(to_history(rebuilt), expected, check_exact=True)

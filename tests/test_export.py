@@ -14,7 +14,7 @@ from shared_data import SP500_PARQUET, needs_parquet
 from exporters.compiler import PROJECT_PACKAGES, ExportError
 from exporters.export import build_export, write_export
 from marketdata import load
-from marketdata.panel import to_history
+from strategies.history import to_history
 from strategies.prophet_momentum import ProphetMomentum
 from tradeship.cli import main
 

@@ -1,10 +1,22 @@
-"""The point-in-time history a strategy reads: one DataFrame of (field, symbol) columns."""
+"""The point-in-time history a strategy reads: one DataFrame of (field, symbol) columns.
+
+This is the input format of the decision contract (strategies.base), so it lives here:
+backtests build it from loaded bars, live runs from freshly loaded bars, the live
+Backtrader driver from its feeds' lines; all of them through `to_history`.
+"""
 
 from __future__ import annotations
 
 import pandas as pd
 
 HISTORY_FIELDS = ("open", "high", "low", "close", "volume")
+
+
+def bars_frame(days: list, columns: dict[str, list[float]]) -> pd.DataFrame:
+    """One symbol's bars from plain lists: float64 columns on a datetime64[ns] index of
+    session dates (the unit and dtypes marketdata's frames have)."""
+    index = pd.DatetimeIndex(days, name="date").as_unit("ns").normalize()
+    return pd.DataFrame(columns, index=index, dtype="float64")
 
 
 def to_history(bars: dict[str, pd.DataFrame]) -> pd.DataFrame:
