@@ -41,6 +41,7 @@ test-fast: $(VENV)/.dev-installed
 ## bench: speed benchmarks (ratios against named baselines, measured in one run)
 bench: $(VENV)/.installed
 	$(PY) benchmarks/prophet_backtest.py
+	$(PY) benchmarks/sweep_scaling.py
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .

@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tradeship.commands.paper",
     "tradeship.commands.sandbox",
     "tradeship.commands.bundle",
+    "tradeship.commands.sweep",
 )
 
 EXAMPLES = """\
