@@ -67,7 +67,7 @@ def build_strategy(
     return cls(typed)
 
 
-def _warmup_start(start: pd.Timestamp | None, bars: int) -> pd.Timestamp | None:
+def warmup_start(start: pd.Timestamp | None, bars: int) -> pd.Timestamp | None:
     """A calendar date early enough to hold `bars` sessions before `start`."""
     if start is None:
         return None
@@ -136,7 +136,7 @@ def run_backtest(
     end = pd.Timestamp(config.end) if config.end else None
     if market_data is None:
         market_data = load(
-            config.source, config.symbols, _warmup_start(start, strategy.warmup_bars()), end
+            config.source, config.symbols, warmup_start(start, strategy.warmup_bars()), end
         )
     if not market_data.bars:
         raise ValueError(f"no data loaded from {config.source}: {market_data.problems}")

@@ -51,7 +51,7 @@ from typing import Any
 
 import pandas as pd
 
-from backtests.runner import BacktestConfig, _warmup_start, build_strategy, run_backtest
+from backtests.runner import BacktestConfig, build_strategy, run_backtest, warmup_start
 from marketdata import DataError, MarketData, load, parse_source
 from marketdata.calendar import calendar_day
 from strategies.registry import parse_params, strategy_class
@@ -270,7 +270,7 @@ def _point_data(task: SweepTask) -> MarketData:
     """The bars `run_backtest(task.config)` would load, cut from the batch's cached load."""
     config = task.config
     warmup = build_strategy(config.strategy, config.params).warmup_bars()
-    start = _warmup_start(pd.Timestamp(config.start) if config.start else None, warmup)
+    start = warmup_start(pd.Timestamp(config.start) if config.start else None, warmup)
     symbols = tuple(config.symbols) if config.symbols else None
     load_start, load_end = task.load_start, task.load_end
     if start is None:
@@ -721,7 +721,7 @@ def earliest_load(spec: SweepSpec, points: Iterable[Mapping[str, Any]], start: A
             strategy = build_strategy(spec.strategy, {**spec.fixed_params(), **params})
         except Exception:  # an invalid point fails in its worker, with its error recorded
             continue
-        reach = _warmup_start(pd.Timestamp(start), strategy.warmup_bars())
+        reach = warmup_start(pd.Timestamp(start), strategy.warmup_bars())
         first = min(first, reach)
     return _day(first)
 

@@ -31,6 +31,7 @@ from backtests.sweep import (
 )
 from backtests.sweep_report import best_points, heatmap_params, param_importance
 from backtests.walkforward import WalkForwardSpec, fold_windows, run_walkforward
+from tradeship.cli import main as tradeship_main
 from tradeship.commands import sweep as sweep_command
 
 SYMBOLS = [f"SYN{i:03d}" for i in range(8)]
@@ -260,7 +261,7 @@ def test_walkforward_reports_in_and_out_of_sample_per_fold(tmp_path, capsys):
         "--param", "top_n=2", "--grid", "threshold=0,0.02", "--train", "40", "--test", "20",
         "--workers", "1", "--quiet", "--out", str(tmp_path),
     ]  # fmt: skip
-    assert sweep_command.main(args) == 0
+    assert tradeship_main(args) == 0
     printed = capsys.readouterr().out
     assert "degradation" in printed and "mean out-of-sample sharpe" in printed
     folds = pd.read_csv(tmp_path / "walkforward.csv")
@@ -296,11 +297,11 @@ def test_sweep_command(tmp_path, capsys):
         "--grid", "top_n=1,2", "--grid", "threshold=0,0.02", "--metric", "total_return",
         "--workers", "1", "--quiet", "--out", str(tmp_path),
     ]  # fmt: skip
-    assert sweep_command.main(args) == 0
+    assert tradeship_main(args) == 0
     printed = capsys.readouterr().out
     assert "sweep: 4 points (4 run now, 0 from an earlier run, 0 failed)" in printed
     assert "best points by total_return" in printed and "report:" in printed
-    assert sweep_command.main([*args[:-2], "--metric", "nope", "--out", str(tmp_path / "x")]) == 2
+    assert tradeship_main([*args[:-2], "--metric", "nope", "--out", str(tmp_path / "x")]) == 2
     assert "not a metric" in capsys.readouterr().err
 
     parser = argparse.ArgumentParser()

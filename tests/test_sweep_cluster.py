@@ -46,7 +46,7 @@ def test_a_dask_cluster_gives_the_same_results_as_local_workers(tmp_path):
 def _sweep_command(out: Path, workers: int, scales: list[float]) -> list[str]:
     """A sweep whose points each fit their own forecasts (one Prophet setting per point)."""
     return [
-        sys.executable, "-m", "tradeship.commands.sweep", "sweep",
+        sys.executable, "-m", "tradeship", "sweep",
         "--strategy", "prophet_momentum", "--source", "demo", "--symbols", ",".join(SYMBOLS),
         "--start", "2024-01-02", "--end", "2024-03-28",
         *[f"--param={k}={v}" for k, v in FIXED.items()], "--param=top_n=2",

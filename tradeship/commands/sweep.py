@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 
 from tradeship.options import add_data_options, add_strategy_options, parse_symbols, strategy_params
 from tradeship.settings import Settings
@@ -225,23 +224,3 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
         "--step", type=int, help="sessions between the starts of folds (default: --test)"
     )
     walk.set_defaults(func=cmd_walkforward)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`sweep` and `walkforward` without the rest of the CLI (errors as `tradeship` does)."""
-    settings = Settings()
-    parser = argparse.ArgumentParser(prog="tradeship")
-    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"), settings)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args, settings) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, OSError, LookupError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
