@@ -47,8 +47,8 @@ class BrokerUnavailable(BrokerError):
     """No usable answer within the retry budget (timeouts, 429s, 5xx, malformed bodies)."""
 
 
-def broker_from_env(settings: LiveSettings | None = None, **kwargs: Any) -> AlpacaBroker:
-    settings = settings or LiveSettings()
+def credentials_problem(settings: LiveSettings) -> str | None:
+    """Why a broker cannot be built from `settings`: missing keys, paper/live contradictions."""
     missing = [
         name
         for name, value in (
@@ -58,8 +58,13 @@ def broker_from_env(settings: LiveSettings | None = None, **kwargs: Any) -> Alpa
         if value is None or not value.get_secret_value()
     ]
     if missing:
-        raise BrokerError(f"set {' and '.join(missing)} (Alpaca credentials) to trade")
-    problem = settings.broker_config_problem()
+        return f"set {' and '.join(missing)} (Alpaca credentials) to trade"
+    return settings.broker_config_problem()
+
+
+def broker_from_env(settings: LiveSettings | None = None, **kwargs: Any) -> AlpacaBroker:
+    settings = settings or LiveSettings()
+    problem = credentials_problem(settings)
     if problem:
         raise BrokerError(problem)
     return AlpacaBroker(settings, **kwargs)

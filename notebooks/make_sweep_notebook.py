@@ -6,11 +6,7 @@ notebook (nbmake) exactly as committed, from notebooks/ (outputs go to notebooks
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import nbformat
-
-HERE = Path(__file__).resolve().parent
+from make_notebooks import write  # the same notebook writer (run from this folder's script)
 
 SWEEP = [
     ("md", "# Sweep a strategy's parameters, then check the winner out of sample\n\n"
@@ -69,21 +65,6 @@ SWEEP = [
              "wf = run_walkforward(walk, wf_out, workers=1)\n"
              "wf.folds"),
 ]
-
-
-def write(name: str, cells: list[tuple[str, str]]) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata = {
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"},
-    }
-    nb.cells = [
-        nbformat.v4.new_markdown_cell(src) if kind == "md" else nbformat.v4.new_code_cell(src)
-        for kind, src in cells
-    ]
-    for index, cell in enumerate(nb.cells):
-        cell["id"] = f"{name.split('.')[0]}-{index}"
-    nbformat.write(nb, HERE / name)
 
 
 if __name__ == "__main__":

@@ -202,24 +202,23 @@ class AlpacaBroker(BrokerBase):
         transmit=True,
         **kwargs,
     ):
-        order = BuyOrder(
-            owner=owner,
-            data=data,
-            size=size,
-            price=price,
-            pricelimit=plimit,
-            exectype=exectype,
-            valid=valid,
-            tradeid=tradeid,
-            oco=oco,
-            trailamount=trailamount,
-            trailpercent=trailpercent,
-            parent=parent,
-            transmit=transmit,
+        return self._new_order(
+            BuyOrder,
+            owner,
+            data,
+            size,
+            price,
+            plimit,
+            exectype,
+            valid,
+            tradeid,
+            oco,
+            trailamount,
+            trailpercent,
+            parent,
+            transmit,
+            **kwargs,
         )
-        order.addinfo(**kwargs)
-        order.addcomminfo(self.getcommissioninfo(data))
-        return self._place(order, parent, transmit)
 
     def sell(
         self,
@@ -238,7 +237,44 @@ class AlpacaBroker(BrokerBase):
         transmit=True,
         **kwargs,
     ):
-        order = SellOrder(
+        return self._new_order(
+            SellOrder,
+            owner,
+            data,
+            size,
+            price,
+            plimit,
+            exectype,
+            valid,
+            tradeid,
+            oco,
+            trailamount,
+            trailpercent,
+            parent,
+            transmit,
+            **kwargs,
+        )
+
+    def _new_order(
+        self,
+        order_cls,
+        owner,
+        data,
+        size,
+        price,
+        plimit,
+        exectype,
+        valid,
+        tradeid,
+        oco,
+        trailamount,
+        trailpercent,
+        parent,
+        transmit,
+        **kwargs,
+    ):
+        """Backtrader's buy()/sell() signature, one body: only the order class differs."""
+        order = order_cls(
             owner=owner,
             data=data,
             size=size,

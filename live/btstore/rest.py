@@ -30,23 +30,9 @@ from live.alpaca_broker import (
     BrokerRejected,
     BrokerUnavailable,
     _api_error_message,
+    credentials_problem,
 )
 from live.settings import LiveSettings
-
-
-def credentials_problem(settings: LiveSettings) -> str | None:
-    """What `broker_from_env` would refuse: missing keys, paper/live contradictions."""
-    missing = [
-        name
-        for name, value in (
-            ("APCA_API_KEY_ID", settings.api_key_id),
-            ("APCA_API_SECRET_KEY", settings.api_secret_key),
-        )
-        if value is None or not value.get_secret_value()
-    ]
-    if missing:
-        return f"set {' and '.join(missing)} (Alpaca credentials) to trade"
-    return settings.broker_config_problem()
 
 
 class RestAdapter(AlpacaBroker):
