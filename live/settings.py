@@ -6,14 +6,46 @@ object never prints its secrets (`SecretStr`).
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ALPACA_PAPER_URL = "https://paper-api.alpaca.markets"
 ALPACA_LIVE_URL = "https://api.alpaca.markets"
+ALPACA_PAPER_HOST = "paper-api.alpaca.markets"
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+
+def broker_url_kind(url: str) -> str:
+    """ "paper" (Alpaca's paper host or a loopback address) or "live" (any other host).
+
+    The host is parsed, lower-cased and stripped of its trailing dot, so no spelling of the
+    live host (case, port, trailing dot, scheme) passes for paper. A URL that does not parse
+    into an http(s) scheme and a host raises ValueError: it is refused, never guessed.
+    """
+    text = str(url)
+    try:
+        parts = urlsplit(text)
+        host = (parts.hostname or "").rstrip(".")
+        scheme = parts.scheme.lower()
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        host = scheme = ""
+    if text != text.strip() or scheme not in ("http", "https") or not host:
+        raise ValueError(
+            f"APCA_API_BASE_URL {text!r} is not a URL like https://paper-api.alpaca.markets: "
+            "fix it (no spaces, scheme http or https, a host)"
+        )
+    if host == ALPACA_PAPER_HOST or host in _LOOPBACK_NAMES:
+        return "paper"
+    try:
+        return "paper" if ipaddress.ip_address(host).is_loopback else "live"
+    except ValueError:
+        return "live"
 
 
 class LiveSettings(BaseSettings):
@@ -59,15 +91,18 @@ class LiveSettings(BaseSettings):
 
     def broker_config_problem(self) -> str | None:
         """A paper/live contradiction, or live trading without the explicit opt-in."""
-        url = self.base_url.rstrip("/")
-        is_live_url = url == ALPACA_LIVE_URL
-        if self.paper and is_live_url:
+        url = self.base_url
+        try:
+            kind = broker_url_kind(url)
+        except ValueError as exc:
+            return str(exc)
+        if kind == "live" and (self.paper or not self.allow_live):
             return (
-                f"APCA_API_BASE_URL is Alpaca's LIVE endpoint ({url}) but this is a paper "
-                "configuration: use the paper URL, or set TRADESHIP_PAPER=0 and "
-                "TRADESHIP_ALLOW_LIVE=1 to trade real money"
+                f"APCA_API_BASE_URL {url!r} is not Alpaca's paper host or a loopback address, "
+                "so it can trade real money (a LIVE endpoint): use "
+                f"{ALPACA_PAPER_URL}, or set TRADESHIP_PAPER=0 and TRADESHIP_ALLOW_LIVE=1"
             )
-        if not self.paper and "paper" in url:
+        if not self.paper and urlsplit(url).hostname.rstrip(".") == ALPACA_PAPER_HOST:
             return f"TRADESHIP_PAPER=0 (live) but APCA_API_BASE_URL is a paper endpoint ({url})"
         if not self.paper and not self.allow_live:
             return "live trading needs the explicit opt-in TRADESHIP_ALLOW_LIVE=1"
