@@ -1,8 +1,10 @@
-"""Loading the real S&P 500 data in ../shared/data (skipped when that folder is absent)."""
+"""Loading the real S&P 500 data in ../shared/data (skipped when that folder is absent).
+
+Load time is measured by benchmarks/marketdata_load.py, not asserted here.
+"""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -75,15 +77,12 @@ def test_tsla_split_2020_08_31_is_adjusted_away(raw_samples):
     assert np.abs(np.log(adj).diff().dropna()).max() < 0.3
 
 
-def test_parquet_loads_100_plus_symbols_quickly_and_matches_csv(raw_samples):
+def test_parquet_loads_100_plus_symbols_and_matches_csv(raw_samples):
     import pyarrow.parquet as pq
 
     all_symbols = sorted(set(pq.read_table(PARQUET, columns=["symbol"]).column(0).to_pylist()))
     wanted = all_symbols[:120] + ["AAPL", "TSLA"]
-    t0 = time.perf_counter()
     data = load(f"parquet:{PARQUET}", wanted, start="2005-01-01", end="2020-12-31")
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 5.0, elapsed
     assert len(data.symbols) == len(set(wanted)) >= 100
     assert data.problems == {}
     for frame in data.bars.values():
