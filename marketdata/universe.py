@@ -227,7 +227,10 @@ def load_membership(path: str | Path) -> Membership:
             "give an existing ticker,start_date,end_date CSV"
         ) from exc
     digest = hashlib.sha256(data).hexdigest()
-    stays, last_date = _universe_parse(digest, data, file.name)
+    try:
+        stays, last_date = _universe_parse(digest, data)
+    except DataError as exc:
+        raise DataError(f"membership file {file.name} {exc}") from None
     spec = UniverseSpec("membership", path=file.resolve())
     return Membership(stays=stays, spec=spec, digest=digest, last_date=last_date)
 
@@ -323,19 +326,20 @@ def _universe_days(index: pd.DatetimeIndex) -> pd.DatetimeIndex:
 
 
 @lru_cache(maxsize=8)
-def _universe_parse(
-    digest: str, data: bytes, name: str
-) -> tuple[pd.DataFrame, pd.Timestamp | None]:
-    """Parse and validate file bytes; memoised per content (``digest``) within the process."""
+def _universe_parse(digest: str, data: bytes) -> tuple[pd.DataFrame, pd.Timestamp | None]:
+    """Parse and validate file bytes; memoised per content (``digest``) within the process.
+
+    Error messages read as the rest of a sentence starting with the file's name.
+    """
     try:
         raw = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"membership file {name} is not a readable CSV: {exc}") from exc
+        raise DataError(f"is not a readable CSV: {exc}") from exc
     raw.columns = [str(c).strip().lower() for c in raw.columns]
     lacking = [c for c in UNIVERSE_COLUMNS if c not in raw.columns]
     if lacking:
         raise DataError(
-            f"membership file {name} lacks column(s) {', '.join(lacking)}; "
+            f"lacks column(s) {', '.join(lacking)}; "
             f"expected the header {','.join(UNIVERSE_COLUMNS)}"
         )
     errors: list[str] = []
@@ -382,11 +386,11 @@ def _universe_parse(
             else ""
         )
         raise DataError(
-            f"membership file {name} is invalid: {'; '.join(errors[:UNIVERSE_MAX_ERRORS])}"
+            f"is invalid: {'; '.join(errors[:UNIVERSE_MAX_ERRORS])}"
             f"{more}; fix these rows (one row per stay, empty end_date = still a member)"
         )
     if stays.empty:
-        raise DataError(f"membership file {name} has no rows; add ticker,start_date,end_date rows")
+        raise DataError("has no rows; add ticker,start_date,end_date rows")
     dates = pd.concat([stays["start"], stays["end"].dropna()])
     return stays, pd.Timestamp(dates.max())
 
