@@ -137,7 +137,7 @@ class Membership:
         """
         index = pd.DatetimeIndex(sessions)
         days = _universe_days(index).asi8
-        columns = list(symbols)
+        columns = list(dict.fromkeys(symbols))
         out = np.zeros((len(index), len(columns)), dtype=bool)
         position = {sym: i for i, sym in enumerate(columns)}
         stays = self.stays[self.stays["ticker"].isin(position)]
@@ -146,7 +146,7 @@ class Membership:
             lo = lo_all if pd.isna(start) else start.value
             hi = hi_all if pd.isna(end) else end.value
             out[:, position[ticker]] |= (days >= lo) & (days < hi)
-        return pd.DataFrame(out, index=sessions, columns=columns)
+        return pd.DataFrame(out, index=index, columns=columns)[list(symbols)]
 
     def members_on(self, day: Any) -> list[str]:
         """Tickers that were members on the calendar date of ``day``, sorted."""

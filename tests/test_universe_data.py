@@ -203,6 +203,8 @@ def test_lists_and_all_answer_like_a_membership() -> None:
     assert listed.symbols == ("AAA", "BBB") and listed.rule == "symbols:AAA,BBB"
     grid = listed.load().matrix(sessions, ["AAA", "CCC", "BBB"])
     assert grid["AAA"].all() and grid["BBB"].all() and not grid["CCC"].any()
+    twice = listed.load().matrix(sessions, ["AAA", "AAA"])
+    assert list(twice.columns) == ["AAA", "AAA"] and twice.to_numpy().all()
     assert listed.load().members_on("1990-01-02") == ["AAA", "BBB"]
     everything = parse_universe("all", "demo").load(["X", "Y"])
     assert everything.matrix(sessions, ["Y", "Z"]).sum().tolist() == [4, 0]
