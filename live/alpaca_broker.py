@@ -18,7 +18,7 @@ import collections
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from live.execution import PlannedOrder
 from live.settings import LiveSettings
@@ -88,6 +88,17 @@ def _reset_wait(exc: Exception) -> float | None:
         return max(0.0, float(reset) - time.time()) if reset else None
     except ValueError:
         return None
+
+
+class BrokerPort(Protocol):
+    """The one broker port both live paths use (the exported run() and live.btstore)."""
+
+    def account_snapshot(self) -> dict[str, Any]: ...
+    def clock(self) -> dict[str, Any]: ...
+    def positions(self) -> dict[str, float]: ...
+    def open_orders(self) -> list[dict[str, Any]]: ...
+    def submit_once(self, order: PlannedOrder) -> dict[str, Any]: ...
+    def order_by_client_id(self, client_order_id: str) -> dict[str, Any] | None: ...
 
 
 class AlpacaBroker:
@@ -196,11 +207,21 @@ class AlpacaBroker:
             "account_blocked": account.account_blocked,
             "trade_suspended_by_user": account.trade_suspended_by_user,
             "equity": float(account.equity or 0.0),
+            "cash": float(account.cash or 0.0),
             "buying_power": float(account.buying_power or 0.0),
         }
 
+    def clock(self) -> dict[str, Any]:
+        """The broker's clock (`/v2/clock`): the time a run that places orders acts at."""
+        import pandas as pd
+
+        clock = self._call("reading the market clock", self.client.get_clock)
+        stamp = pd.Timestamp(clock.timestamp)
+        stamp = stamp.tz_localize("America/New_York") if stamp.tzinfo is None else stamp
+        return {"timestamp": stamp.tz_convert("America/New_York"), "is_open": bool(clock.is_open)}
+
     def market_is_open(self) -> bool:
-        return bool(self._call("reading the market clock", self.client.get_clock).is_open)
+        return bool(self.clock()["is_open"])
 
     def positions(self) -> dict[str, float]:
         rows = self._call("reading positions", self.client.get_all_positions)
@@ -267,7 +288,7 @@ class AlpacaBroker:
             symbol=order.symbol,
             qty=order.qty,
             side=OrderSide.BUY if order.side == "buy" else OrderSide.SELL,
-            time_in_force=TimeInForce.DAY,
+            time_in_force=TimeInForce(order.time_in_force),
             client_order_id=order.client_order_id,
         )
 

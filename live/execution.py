@@ -1,4 +1,12 @@
-"""From target weights to orders: the plan is pure, so tests and dry runs see exactly it.
+"""From a decision to orders: the plan is pure, so tests and dry runs see exactly it.
+
+One path for every live run (the exported `run()` and the Backtrader store's broker):
+
+- the book is valued at the last completed close (`book_value`), as Backtrader's broker
+  values it in the backtest at the bar that decides, never at the broker's intraday equity;
+- the decision's answer becomes target shares in ONE function, `target_shares` (the only
+  place that knows whether the decision contract speaks in weights or in shares);
+- `plan_orders` trades only the difference `target - (position + open orders)`, sells first.
 
 Order ids are deterministic (strategy, account, decision slot, symbol, side): a second run
 for the same slot produces the same ids, which the broker refuses to accept twice.
@@ -14,6 +22,13 @@ from dataclasses import asdict, dataclass
 from strategies.sizing import target_quantity
 
 CLIENT_ORDER_ID_MAX = 48
+CASH_KEY = "$CASH"  # the account book's cash entry (decision contract: shares + cash)
+# The decision contract in force. "weights": decide() reads symbol -> portfolio weight and
+# returns target weights; "shares": it reads {symbol: shares, "$CASH": cash} and returns
+# target shares for the symbols it wants changed. Only decision_holdings/target_shares read it.
+DECISION_UNITS = "weights"
+# --fill of the backtest -> the Alpaca time_in_force whose fill matches it
+FILL_TIME_IN_FORCE = {"open": "opg", "close": "cls", "market": "day"}
 _UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -25,6 +40,7 @@ class PlannedOrder:
     client_order_id: str
     reference_price: float
     other_side_id: str = ""  # this slot's id for the opposite side of the same symbol
+    time_in_force: str = "day"  # "opg" (at the open), "cls" (at the close) or "day"
 
     @property
     def notional(self) -> float:
@@ -47,34 +63,86 @@ def client_order_id(strategy_id: str, account: str, slot: str, symbol: str, side
     return f"{prefix[: CLIENT_ORDER_ID_MAX - 17]}-{digest[:16]}"
 
 
-def plan_orders(
-    targets: Mapping[str, float],
+def book_value(cash: float, positions: Mapping[str, float], prices: Mapping[str, float]) -> float:
+    """Cash plus every position at its last completed close: the value the backtest sizes
+    with at the deciding bar (Alpaca's intraday `equity` would size on a different price)."""
+    return float(cash) + sum(float(q) * float(prices[s]) for s, q in positions.items() if q)
+
+
+def decision_holdings(
+    positions: Mapping[str, float], cash: float, prices: Mapping[str, float]
+) -> dict[str, float]:
+    """The `holdings` argument of decide(), in the units of the contract in force."""
+    if DECISION_UNITS == "shares":
+        book = {s: float(q) for s, q in sorted(positions.items()) if q}
+        return {**book, CASH_KEY: float(cash)}
+    value = book_value(cash, positions, prices)
+    if value <= 0:
+        return {}
+    return {s: float(q) * float(prices[s]) / value for s, q in sorted(positions.items()) if q}
+
+
+def target_shares(
+    decision: Mapping[str, float],
     positions: Mapping[str, float],
+    cash: float,
     prices: Mapping[str, float],
-    equity: float,
     *,
-    strategy_id: str,
-    account: str,
-    slot: str,
     cash_buffer: float = 0.01,
     fractional: bool = False,
-    min_notional: float = 1.0,
-) -> list[PlannedOrder]:
-    """Orders that move `positions` (symbol -> shares) to `targets`; sells first."""
-    orders: list[PlannedOrder] = []
-    for symbol in sorted(set(targets) | {s for s, q in positions.items() if q}):
+) -> dict[str, float]:
+    """Target shares per symbol the decision wants traded: the one contract conversion.
+
+    Shares contract: the decision's own numbers (sized by the strategy at the last close).
+    Weights contract: every target and every holding (absent = 0), sized by
+    `strategies.sizing.target_quantity` on the book valued at the last close.
+    """
+    if DECISION_UNITS == "shares":
+        return {str(s): float(q) for s, q in sorted(decision.items()) if s != CASH_KEY}
+    value = book_value(cash, positions, prices)
+    wanted = {}
+    for symbol in sorted(set(decision) | {s for s, q in positions.items() if q}):
+        if symbol == CASH_KEY:
+            continue
         price = float(prices.get(symbol, 0.0))
         if price <= 0:
             raise ValueError(f"{symbol}: no price to size an order with")
-        wanted = target_quantity(
-            float(targets.get(symbol, 0.0)),
-            equity,
+        wanted[symbol] = target_quantity(
+            float(decision.get(symbol, 0.0)),
+            value,
             price,
             cash_buffer=cash_buffer,
             fractional=fractional,
         )
-        delta = round(wanted - float(positions.get(symbol, 0.0)), 6)
-        if delta == 0 or abs(delta) * price < min_notional:
+    return wanted
+
+
+def plan_orders(
+    wanted: Mapping[str, float],
+    positions: Mapping[str, float],
+    prices: Mapping[str, float],
+    *,
+    strategy_id: str,
+    account: str,
+    slot: str,
+    time_in_force: str = "day",
+    min_notional: float = 1.0,
+) -> list[PlannedOrder]:
+    """Orders that move `positions` (symbol -> shares, open orders included) to `wanted`
+    (symbol -> target shares; symbols absent from it are left alone); sells first.
+
+    Whole-share orders are never dropped (the backtest trades them too). A fractional
+    order under `min_notional` is (Alpaca refuses fractional orders under $1).
+    """
+    orders: list[PlannedOrder] = []
+    for symbol in sorted(wanted):
+        price = float(prices.get(symbol, 0.0))
+        if price <= 0:
+            raise ValueError(f"{symbol}: no price to size an order with")
+        delta = round(float(wanted[symbol]) - float(positions.get(symbol, 0.0)), 6)
+        if delta == 0:
+            continue
+        if delta != int(delta) and abs(delta) * price < min_notional:
             continue
         side = "buy" if delta > 0 else "sell"
         other = "sell" if side == "buy" else "buy"
@@ -86,6 +154,18 @@ def plan_orders(
                 client_order_id(strategy_id, account, slot, symbol, side),
                 price,
                 client_order_id(strategy_id, account, slot, symbol, other),
+                time_in_force,
             )
         )
     return sorted(orders, key=lambda o: (o.side != "sell", o.symbol))
+
+
+def positions_after(
+    positions: Mapping[str, float], orders: list[PlannedOrder] | tuple[PlannedOrder, ...]
+) -> dict[str, float]:
+    """Shares per symbol once `orders` fill: what the pre-trade gate judges."""
+    result = {s: float(q) for s, q in positions.items()}
+    for order in orders:
+        sign = 1.0 if order.side == "buy" else -1.0
+        result[order.symbol] = result.get(order.symbol, 0.0) + sign * order.qty
+    return {s: q for s, q in result.items() if abs(q) > 1e-9}

@@ -1,11 +1,16 @@
-"""Pre-trade checks: every limit is checked before any order; one breach blocks the run."""
+"""Pre-trade checks: every limit is checked before any order; one breach blocks the run.
+
+Both live paths (the exported `run()` and the Backtrader store's broker) call the same two
+functions: `trading_refusal` (kill switch, account gate) and `pretrade_problems` (every
+limit, judged on the positions the orders would leave, valued at the last close).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from live.execution import PlannedOrder
+from live.execution import PlannedOrder, book_value, positions_after
 from live.settings import LiveSettings
 
 GATE_FLAGS = ("trading_blocked", "account_blocked", "trade_suspended_by_user")
@@ -26,6 +31,35 @@ def account_gate_problems(account: Mapping[str, Any]) -> list[str]:
     elif str(status).upper() != "ACTIVE":
         problems.append(f"the account status is {status}, not ACTIVE")
     return problems
+
+
+def trading_refusal(settings: LiveSettings, account: Mapping[str, Any]) -> str | None:
+    """Why no order may be sent at all (kill switch first, then the account gate)."""
+    killed = settings.kill_switch_reason()
+    if killed:
+        return killed
+    gate = account_gate_problems(account)
+    return "; ".join(gate) if gate else None
+
+
+def pretrade_problems(
+    orders: Sequence[PlannedOrder],
+    positions: Mapping[str, float],
+    cash: float,
+    prices: Mapping[str, float],
+    settings: LiveSettings,
+    buying_power: float | None = None,
+    effective: Mapping[str, float] | None = None,
+) -> list[str]:
+    """The pre-trade gate: `risk_problems` on the weights the book would have once `orders`
+    fill, on top of `effective` (positions plus open orders; default `positions`), the book
+    (`cash` + `positions`) valued at the last close."""
+    value = book_value(cash, positions, prices)
+    after = positions_after(positions if effective is None else effective, orders)
+    weights = {
+        s: abs(q) * float(prices.get(s, 0.0)) / value for s, q in sorted(after.items()) if value > 0
+    }
+    return risk_problems(weights, orders, settings, buying_power)
 
 
 def risk_problems(

@@ -11,21 +11,31 @@ zero orders, and every order is journaled before it is sent (see live.journal).
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from live.alpaca_broker import AlpacaBroker, BrokerError, BrokerRejected, broker_from_env
-from live.execution import PlannedOrder, plan_orders
+from live.alpaca_broker import BrokerError, BrokerPort, BrokerRejected, broker_from_env
+from live.execution import (
+    FILL_TIME_IN_FORCE,
+    PlannedOrder,
+    decision_holdings,
+    plan_orders,
+    target_shares,
+)
 from live.journal import Journal, new_run_id, open_journal
-from live.risk import account_gate_problems, risk_problems
+from live.risk import account_gate_problems, pretrade_problems, trading_refusal
+from live.schedule import FILL_MODES, order_session, order_window_problem
 from live.settings import LiveSettings
 from marketdata.calendar import is_session, previous_session
 from marketdata.load import load
-from strategies.base import Strategy, decision_session
+from strategies.base import Strategy
 from strategies.history import history_until, to_history
 
 NEW_YORK = "America/New_York"
@@ -49,10 +59,8 @@ def resolve_source(source: str | None, default: str) -> str:
     return source or os.environ.get("TRADESHIP_SOURCE") or default
 
 
-def load_history(
-    source: str, symbols: Sequence[str], start: Any = None, end: Any = None
-) -> pd.DataFrame:
-    """Every symbol's adjusted bars as one history frame; any symbol that fails stops it."""
+def load_bars(source: str, symbols: Sequence[str], start: Any = None, end: Any = None):
+    """Every symbol's adjusted bars (marketdata.MarketData); any symbol that fails stops it."""
     try:
         data = load(source, list(symbols), start, end)
     except ValueError as exc:
@@ -61,7 +69,14 @@ def load_history(
     if rejected or not data.bars:
         listed = "; ".join(f"{k}: {v}" for k, v in sorted(rejected.items())) or "no bars"
         raise RunError(f"market data from {source} is incomplete, not deciding on it: {listed}")
-    return to_history(data.bars)
+    return data
+
+
+def load_history(
+    source: str, symbols: Sequence[str], start: Any = None, end: Any = None
+) -> pd.DataFrame:
+    """Every symbol's adjusted bars as one history frame; any symbol that fails stops it."""
+    return to_history(load_bars(source, symbols, start, end).bars)
 
 
 def history_hash(history: pd.DataFrame) -> str:
@@ -76,17 +91,30 @@ def history_hash(history: pd.DataFrame) -> str:
 def decision_history(
     strategy: Strategy, source: str, symbols: Sequence[str], session: pd.Timestamp
 ) -> pd.DataFrame:
-    """Bars strictly before `session`, enough for the strategy, checked to be current."""
+    """Bars strictly before `session`, enough for the strategy, every symbol checked current.
+
+    Each symbol's own last bar must be the previous session: the history frame forward-fills
+    a symbol that stopped updating, so checking the frame's last date would trade a stale
+    close (one stale symbol stops the run, named).
+    """
     span = pd.Timedelta(days=int(strategy.warmup_bars() * 1.5) + 30)
-    history = history_until(load_history(source, symbols, session - span, session), session)
+    data = load_bars(source, symbols, session - span, session)
     expected = previous_session(session)
-    if not len(history) or pd.Timestamp(history.index[-1]) < expected:
-        last = pd.Timestamp(history.index[-1]).date() if len(history) else "nothing"
-        raise RunError(
-            f"stale data: the last completed bar from {source} is {last}, but the session "
-            f"before {session.date()} is {expected.date()}; not deciding on old prices"
+    lasts = {}
+    for symbol, frame in sorted(data.bars.items()):
+        before = frame.index[frame.index < session]
+        lasts[symbol] = pd.Timestamp(before[-1]) if len(before) else None
+    stale = {s: d for s, d in lasts.items() if d is None or d < expected}
+    if stale:
+        listed = ", ".join(
+            f"{s} (last bar {d.date() if d is not None else 'none'})" for s, d in stale.items()
         )
-    return history
+        raise RunError(
+            f"stale data from {source}: the session before {session.date()} is "
+            f"{expected.date()}, but {listed}; not deciding on old prices: fix the data "
+            "source or remove the symbol from the universe"
+        )
+    return history_until(to_history(data.bars), session)
 
 
 def effective_positions(
@@ -100,7 +128,7 @@ def effective_positions(
     return {s: q for s, q in result.items() if abs(q) > 1e-9}
 
 
-def reconcile(journal: Journal, broker: AlpacaBroker | None) -> int:
+def reconcile(journal: Journal, broker: BrokerPort | None) -> int:
     """Settle orders an earlier run left `planned`/`unknown` by asking the broker."""
     if broker is None:
         return 0
@@ -119,6 +147,30 @@ def reconcile(journal: Journal, broker: AlpacaBroker | None) -> int:
     return settled
 
 
+def requested_now(now: Any = None) -> pd.Timestamp | None:
+    """The as-of time asked for (`now`, else $TRADESHIP_NOW), New York time; None if neither."""
+    raw = now if now is not None else os.environ.get("TRADESHIP_NOW") or None
+    return None if raw is None else resolve_now(raw)
+
+
+def trading_time(
+    requested: pd.Timestamp | None, broker_clock: pd.Timestamp, tolerance: float
+) -> pd.Timestamp:
+    """The time a run that can place orders acts at: the broker's clock, always.
+
+    A requested as-of time (run(now=...), TRADESHIP_NOW) that disagrees with it by more than
+    `tolerance` seconds is refused: deciding on a past date's bars would trade them today.
+    """
+    clock = pd.Timestamp(broker_clock).tz_convert(NEW_YORK)
+    if requested is not None and abs((requested - clock).total_seconds()) > tolerance:
+        raise RunError(
+            f"the as-of time {requested.isoformat()} (run(now=...) or TRADESHIP_NOW) is not the "
+            f"broker's clock {clock.isoformat()}: a run that places orders acts at the "
+            "broker's time; unset TRADESHIP_NOW, or use --dry-run to replay a past date"
+        )
+    return clock
+
+
 def run_strategy(
     strategy: Strategy,
     symbols: Sequence[str],
@@ -131,48 +183,46 @@ def run_strategy(
     default_source: str = "yfinance",
     slot: str | None = None,
     submit: bool = True,
-    broker: AlpacaBroker | None = None,
+    fill: str = "market",
+    broker: BrokerPort | None = None,
     journal: Journal | None = None,
     settings: LiveSettings | None = None,
 ) -> list[dict]:
     """Decide for the session of `now` and trade the difference; returns the orders.
 
-    `slot` names the decision slot in client order ids (default: the session date); a
-    scheduler passes its intended fire time so a duplicate delivery maps to the same ids.
-    `submit=False` reconciles and reports without sending (a run that arrived too late).
+    `fill` matches the backtest's fill assumption: "open" sends market-on-open orders
+    (opg, before 09:28 New York, for the next session when run after a close), "close"
+    market-on-close orders (cls, before the close minus 10 minutes), "market" plain day
+    market orders (fill at once: NOT the price the backtest assumed). A run that can place
+    orders acts at the broker's clock; `now` (or TRADESHIP_NOW) must agree with it (dry
+    runs may replay any time). `slot` names the decision slot in client order ids
+    (default: the session date); a scheduler passes its intended fire time so a duplicate
+    delivery maps to the same ids. `submit=False` reconciles and reports without sending.
     """
+    if fill not in FILL_MODES:
+        raise RunError(f"unknown fill mode {fill!r}: use one of {', '.join(FILL_MODES)}")
     settings = settings or LiveSettings()
-    as_of = resolve_now(now)
-    session = decision_session(as_of)
-    slot = slot or session.strftime("%Y%m%d")
+    asked = requested_now(now)
+    as_of = asked if asked is not None else resolve_now(None)
+    session = order_session(as_of, fill)
     journal = journal or open_journal(settings.journal or None)
-    run_id = new_run_id(slot)
+    run_id = new_run_id(slot or session.strftime("%Y%m%d"))
     journal.start_run(
         {
             "run_id": run_id,
             "strategy_id": strategy_id,
-            "slot": slot,
+            "slot": slot or session.strftime("%Y%m%d"),
             "as_of": as_of.isoformat(),
             "dry_run": bool(dry_run),
             "strategy_hash": strategy_hash,
         }
     )
+    request = RunRequest(
+        strategy, list(symbols), strategy_id, asked, slot, run_id, bool(dry_run), fill,
+        resolve_source(source, default_source), submit,
+    )  # fmt: skip
     try:
-        orders = _run(
-            strategy,
-            symbols,
-            strategy_id,
-            as_of,
-            session,
-            slot,
-            run_id,
-            dry_run,
-            resolve_source(source, default_source),
-            submit,
-            broker,
-            journal,
-            settings,
-        )
+        orders = _run(request, broker, journal, settings)
     except (RunError, BrokerError) as exc:
         journal.update_run(run_id, status="blocked", message=str(exc))
         raise RunError(str(exc)) from None
@@ -182,6 +232,22 @@ def run_strategy(
     return orders
 
 
+@dataclass(frozen=True)
+class RunRequest:
+    """What one run was asked to do (run_strategy's arguments, resolved)."""
+
+    strategy: Strategy
+    symbols: list[str]
+    strategy_id: str
+    asked: pd.Timestamp | None  # the as-of time requested, if any
+    slot: str | None
+    run_id: str
+    dry_run: bool
+    fill: str
+    source: str
+    submit: bool
+
+
 def _say(journal: Journal, run_id: str, status: str, message: str) -> list[dict]:
     print(message)
     journal.update_run(run_id, status=status, message=message)
@@ -189,53 +255,59 @@ def _say(journal: Journal, run_id: str, status: str, message: str) -> list[dict]
 
 
 def _run(
-    strategy: Strategy,
-    symbols: Sequence[str],
-    strategy_id: str,
-    as_of: pd.Timestamp,
-    session: pd.Timestamp,
-    slot: str,
-    run_id: str,
-    dry_run: bool,
-    source: str,
-    submit: bool,
-    broker: AlpacaBroker | None,
-    journal: Journal,
-    settings: LiveSettings,
+    req: RunRequest, broker: BrokerPort | None, journal: Journal, settings: LiveSettings
 ) -> list[dict]:
+    run_id = req.run_id
     killed = settings.kill_switch_reason()
-    if killed and not dry_run:
+    if killed and not req.dry_run:
         return _say(journal, run_id, "blocked", f"no orders: {killed}")
     if broker is None:
         try:
             broker = broker_from_env(settings)
         except BrokerError as exc:
-            if not dry_run:
+            if not req.dry_run:
                 raise
             print(
                 f"dry run without a broker ({exc}): assuming an empty account of "
                 f"{DRY_RUN_EQUITY:,.0f}"
             )
+    clock = broker.clock() if broker is not None else None
+    if clock is not None and not req.dry_run:
+        as_of = trading_time(req.asked, clock["timestamp"], settings.clock_tolerance)
+    else:
+        as_of = req.asked if req.asked is not None else resolve_now(None)
+    session = order_session(as_of, req.fill)
+    slot = req.slot or session.strftime("%Y%m%d")
+    journal.update_run(run_id, as_of=as_of.isoformat(), slot=slot)
     settled = reconcile(journal, broker)
     if settled:
         print(f"reconciled {settled} order(s) an earlier run left unsettled")
-    if not submit:
+    if not req.submit:
         return _say(journal, run_id, "reconciled", "arrived too late for its slot: reconciled only")
     if not is_session(session):
         return _say(
             journal, run_id, "closed", f"{session.date()} is not an NYSE session: no orders"
         )
+    if not req.dry_run:
+        window = order_window_problem(as_of, session, req.fill)
+        if window:
+            return _say(journal, run_id, "blocked", f"no orders: {window}")
 
     account = (
         broker.account_snapshot()
         if broker
-        else {"id": "dry-run", "equity": DRY_RUN_EQUITY, "buying_power": None}
+        else {"id": "dry-run", "cash": DRY_RUN_EQUITY, "buying_power": None}
     )
     if broker is not None:
-        gate = account_gate_problems(account)
-        if gate:
-            return _say(journal, run_id, "blocked", "no orders: " + "; ".join(gate))
-        if not settings.allow_closed_market and not broker.market_is_open():
+        refusal = (
+            "; ".join(account_gate_problems(account))
+            if req.dry_run
+            else trading_refusal(settings, account)
+        )
+        if refusal:
+            return _say(journal, run_id, "blocked", f"no orders: {refusal}")
+        market_open = clock["is_open"]
+        if req.fill == "market" and not settings.allow_closed_market and not market_open:
             return _say(
                 journal,
                 run_id,
@@ -244,10 +316,10 @@ def _run(
                 "(TRADESHIP_ALLOW_CLOSED_MARKET=1 to queue them anyway)",
             )
 
-    history = decision_history(strategy, source, symbols, session)
+    history = decision_history(req.strategy, req.source, req.symbols, session)
     positions = broker.positions() if broker else {}
     pending = broker.open_orders() if broker else []
-    equity = float(account["equity"])
+    cash = float(account["cash"])
     closes = history["close"].iloc[-1]
     prices = {str(s): float(p) for s, p in closes.items() if pd.notna(p)}
     unpriced = sorted(s for s in positions if s not in prices)
@@ -256,43 +328,51 @@ def _run(
             f"the account holds {', '.join(unpriced)}, which the strategy's data does not "
             "cover; close them by hand or add them to the universe"
         )
-    holdings = {s: q * prices[s] / equity for s, q in positions.items() if equity > 0}
-    targets = strategy.decide(history, holdings, session)
-    journal.update_run(run_id, data_hash=history_hash(history), decision=targets)
-    if targets is None:
+    holdings = decision_holdings(positions, cash, prices)
+    decision = req.strategy.decide(history, holdings, session)
+    journal.update_run(run_id, data_hash=history_hash(history), decision=decision)
+    if decision is None:
         return _say(
             journal,
             run_id,
             "no_rebalance",
-            f"{session.date()}: not a rebalance session for {strategy.name}: no orders",
+            f"{session.date()}: not a rebalance session for {req.strategy.name}: no orders",
         )
-
-    plan = plan_orders(
-        targets,
-        effective_positions(positions, pending),
+    wanted = target_shares(
+        decision,
+        positions,
+        cash,
         prices,
-        equity,
-        strategy_id=strategy_id,
-        account=str(account["id"]),
-        slot=slot,
         cash_buffer=settings.cash_buffer,
         fractional=settings.fractional,
+    )
+    effective = effective_positions(positions, pending)
+    plan = plan_orders(
+        wanted,
+        effective,
+        prices,
+        strategy_id=req.strategy_id,
+        account=str(account["id"]),
+        slot=slot,
+        time_in_force=FILL_TIME_IN_FORCE[req.fill],
         min_notional=settings.min_notional,
     )
-    problems = risk_problems(targets, plan, settings, account.get("buying_power"))
+    problems = pretrade_problems(
+        plan, positions, cash, prices, settings, account.get("buying_power"), effective
+    )
     if problems:
         return _say(
             journal, run_id, "blocked", "risk limits block this run: " + "; ".join(problems)
         )
     results = [
-        _execute(order, run_id, dry_run or broker is None, broker, journal) for order in plan
+        _execute(order, run_id, req.dry_run or broker is None, broker, journal) for order in plan
     ]
     journal.update_run(run_id, status="done", message=f"{len(results)} order(s)")
     return results
 
 
 def _execute(
-    order: PlannedOrder, run_id: str, dry_run: bool, broker: AlpacaBroker | None, journal: Journal
+    order: PlannedOrder, run_id: str, dry_run: bool, broker: BrokerPort | None, journal: Journal
 ) -> dict:
     line = f"{order.side} {order.qty:g} {order.symbol} (id {order.client_order_id})"
     journal.record_order(
@@ -334,3 +414,31 @@ def _execute(
         "outcome": answer["outcome"],
         "broker_order_id": answer["id"],
     }
+
+
+def cli_main(argv: Sequence[str] | None, run: Callable[..., list[dict]]) -> int:
+    """The exported module's command line: parse `argv`, call `run`, say what happened.
+
+    Unknown arguments are an error (exit 2), never a run: `--dryrun` must not trade.
+    """
+    parser = argparse.ArgumentParser(
+        description="Run the exported strategy once: decide for the current session and "
+        "trade the difference at Alpaca (APCA_API_* credentials from the environment).",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="decide and print the orders; send none"
+    )
+    parser.add_argument(
+        "--now",
+        metavar="ISO-TIME",
+        help="as-of time (New York if no zone); with orders it must match the broker's clock",
+    )
+    parser.add_argument("--source", help="market data source (default: the module's)")
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        orders = run(now=args.now, dry_run=args.dry_run, source=args.source)
+    except (RunError, BrokerError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{len(orders)} order(s)")
+    return 0

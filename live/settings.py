@@ -81,6 +81,7 @@ class LiveSettings(BaseSettings):
     request_timeout: float = 10.0  # seconds per HTTP request to the broker
     retry_budget: float = 30.0  # seconds a run may spend waiting out 429s and 5xx
     max_attempts: int = 4
+    clock_tolerance: float = 300.0  # seconds a requested as-of time may differ from the broker's
 
     def kill_switch_reason(self) -> str | None:
         if self.kill_switch:

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from live.execution import client_order_id, plan_orders
+from live.execution import book_value, client_order_id, plan_orders, target_shares
 from live.risk import account_gate_problems, risk_problems
 from live.schedule import Schedule
 from live.settings import LiveSettings
@@ -38,26 +38,46 @@ def test_client_order_ids_are_deterministic_short_and_distinct():
     assert a not in others and len(others) == 5
 
 
+def plan_for(weights, positions, prices, value, **kwargs):
+    """Weights -> target shares -> orders, the book worth `value` at `prices` (the one path)."""
+    cash = value - sum(q * prices[s] for s, q in positions.items())
+    fractional = kwargs.pop("fractional", False)
+    wanted = target_shares(weights, positions, cash, prices, fractional=fractional)
+    return plan_orders(wanted, positions, prices, **ID, **kwargs)
+
+
 def test_plan_sells_first_skips_dust_and_sizes_like_the_backtest():
-    plan = plan_orders(
-        {"AAA": 0.5, "BBB": 0.5},
-        {"AAA": 10, "CCC": 7, "DDD": 0.001},
-        {"AAA": 100.0, "BBB": 50.0, "CCC": 20.0, "DDD": 10.0},
-        10_000.0,
-        **ID,
-    )
+    positions = {"AAA": 10, "CCC": 7, "DDD": 0.001}
+    prices = {"AAA": 100.0, "BBB": 50.0, "CCC": 20.0, "DDD": 10.0}
+    plan = plan_for({"AAA": 0.5, "BBB": 0.5}, positions, prices, 10_000.0)
     assert [(o.side, o.symbol, o.qty) for o in plan] == [
         ("sell", "CCC", 7.0),  # left the targets
         ("buy", "AAA", 39.0),  # floor(0.5 * 9900 / 100) - 10
         ("buy", "BBB", 99.0),
-    ]  # DDD's 0.01 notional is under the minimum: no order
+    ]  # DDD's 0.01 notional is a fractional order under the minimum: no order
     assert all(o.other_side_id and o.other_side_id != o.client_order_id for o in plan)
+    assert all(o.time_in_force == "day" for o in plan)
     with pytest.raises(ValueError, match="EEE: no price"):
-        plan_orders({"EEE": 1.0}, {}, {}, 1000.0, **ID)
+        target_shares({"EEE": 1.0}, {}, 1000.0, {})
+
+
+def test_whole_share_orders_are_never_dropped_and_only_wanted_symbols_trade():
+    # one share of a $0.50 stock is under the $1 minimum notional, but the backtest trades it
+    plan = plan_orders({"PENNY": 1}, {"HELD": 5}, {"PENNY": 0.5, "HELD": 9.0}, **ID)
+    assert [(o.side, o.symbol, o.qty) for o in plan] == [("buy", "PENNY", 1.0)]  # HELD untouched
+    opg = plan_orders({"PENNY": 3}, {}, {"PENNY": 0.5}, time_in_force="opg", **ID)
+    assert opg[0].time_in_force == "opg"
+
+
+def test_sizing_values_the_book_at_the_last_close_not_intraday_equity():
+    # the same book and closes give the same shares whatever the broker's equity says
+    wanted = target_shares({"AAA": 1.0}, {"AAA": 10}, 9_000.0, {"AAA": 100.0})
+    assert wanted == {"AAA": float(int(0.99 * 10_000 / 100))}
+    assert book_value(9_000.0, {"AAA": 10}, {"AAA": 100.0}) == 10_000.0
 
 
 def test_fractional_plan():
-    plan = plan_orders({"AAA": 1.0}, {}, {"AAA": 300.0}, 1000.0, fractional=True, **ID)
+    plan = plan_for({"AAA": 1.0}, {}, {"AAA": 300.0}, 1000.0, fractional=True)
     assert plan[0].qty == pytest.approx(3.3, abs=1e-6)
 
 
@@ -77,7 +97,7 @@ def test_fractional_plan():
 )
 def test_each_risk_limit_names_itself(limit, value, message):
     targets = {"AAA": 0.5, "BBB": 0.5}
-    plan = plan_orders(targets, {}, {"AAA": 100.0, "BBB": 50.0}, 10_000.0, **ID)
+    plan = plan_for(targets, {}, {"AAA": 100.0, "BBB": 50.0}, 10_000.0)
     assert risk_problems(targets, plan, LiveSettings(), None) == []
     problems = risk_problems(targets, plan, LiveSettings(**{limit: value}), None)
     assert any(message in p for p in problems), problems
@@ -85,7 +105,7 @@ def test_each_risk_limit_names_itself(limit, value, message):
 
 def test_buying_power_is_checked():
     targets = {"AAA": 1.0}
-    plan = plan_orders(targets, {}, {"AAA": 100.0}, 10_000.0, **ID)
+    plan = plan_for(targets, {}, {"AAA": 100.0}, 10_000.0)
     assert (
         "exceed the account's buying power"
         in risk_problems(targets, plan, LiveSettings(), 500.0)[0]

@@ -38,8 +38,8 @@ from backtrader.position import Position
 from live.alpaca_broker import BrokerError, BrokerRejected
 from live.btstore.sessions import NEW_YORK
 from live.btstore.store import AlpacaStore
-from live.execution import PlannedOrder, client_order_id
-from live.risk import account_gate_problems, risk_problems
+from live.execution import PlannedOrder, book_value, client_order_id
+from live.risk import pretrade_problems, trading_refusal
 
 OPEN = frozenset({"new", "accepted", "pending_new", "accepted_for_bidding", "calculated"})
 OPEN |= {"held", "pending_replace", "pending_cancel", "partially_filled"}
@@ -165,8 +165,8 @@ class AlpacaBroker(BrokerBase):
     def getvalue(self, datas: Any = None) -> float:
         if datas:
             return sum(self.getposition(d).size * self._price(_symbol(d)) for d in datas if len(d))
-        value = self.cash + sum(pos.size * self._price(s) for s, pos in self.positions.items())
-        self.value = float(value)
+        held = {s: pos.size for s, pos in self.positions.items() if pos.size}
+        self.value = book_value(self.cash, held, {s: self._price(s) for s in held})
         return self.value
 
     def get_value(self, datas: Any = None) -> float:
@@ -335,12 +335,9 @@ class AlpacaBroker(BrokerBase):
                 f"{symbol}: the bar is not live (data status {status}): orders are only "
                 "sent on the latest completed session, never during backfill",
             )
-        killed = self.settings.kill_switch_reason()
-        if killed:
-            return self._refuse(order, f"{symbol}: {killed}")
-        gate = account_gate_problems(self.account)
-        if gate:
-            return self._refuse(order, f"{symbol}: " + "; ".join(gate))
+        refusal = trading_refusal(self.settings, self.account)
+        if refusal:
+            return self._refuse(order, f"{symbol}: {refusal}")
         qty = round(abs(float(order.created.size)), 6)
         if qty <= 0:
             return self._refuse(order, f"{symbol}: quantity {order.created.size} rounds to 0")
@@ -374,13 +371,12 @@ class AlpacaBroker(BrokerBase):
         return order
 
     def _risk(self, orders: list[PlannedOrder]) -> list[str]:
-        """`live.risk` on the positions these orders would leave (weights at bar prices)."""
-        value = self.getvalue()
+        """The pre-trade gate of every live run (`live.risk.pretrade_problems`): the
+        positions these orders would leave, the book valued at the bars' last closes."""
         qty = {s: p.size for s, p in self.positions.items() if p.size}
-        for o in orders:
-            qty[o.symbol] = qty.get(o.symbol, 0.0) + (o.qty if o.side == "buy" else -o.qty)
-        weights = {s: abs(q) * self._price(s) / value for s, q in qty.items() if q and value > 0}
-        return risk_problems(weights, orders, self.settings, None)
+        symbols = set(qty) | {o.symbol for o in orders}
+        prices = {s: float(self._price(s)) for s in symbols}
+        return pretrade_problems(orders, qty, self.cash, prices, self.settings)
 
     def _send(self, tracked: Tracked) -> None:
         planned = tracked.planned
