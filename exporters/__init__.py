@@ -1,0 +1,2 @@
+# A user's own package named like this one (e.g. exporters.mine) merges into it.
+__path__ = __import__("pkgutil").extend_path(__path__, __name__)

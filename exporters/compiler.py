@@ -1,222 +1,68 @@
-"""Compile a strategy into ONE standalone Python module.
+"""Compile a strategy into ONE standalone Python file that imports nothing from tradeship.
 
-The exported file is not a rewrite of the strategy: it is the strategy's own decision code,
-inlined. The compiler follows `from <project package> import name` statements from the
-strategy's module and the runtime, copies each module's source verbatim (imports hoisted
-and de-duplicated, project imports dropped because their names are now defined above), and
-appends a small entry point. The backtest and the export therefore execute the same lines.
+The file carries code as *embedded modules*: every module the entry point can reach (the
+strategy's own, tradeship's portable ones, the user's helpers) is kept verbatim under its
+own dotted name, and a small importer at the top of the file (exporters/embed.py, copied
+verbatim) serves exactly those names. The backtest and the export therefore execute the
+same lines, in the same module namespaces. Modules are found by following imports
+(exporters/collect.py); third-party imports become exact pins in requirements.txt.
 
-Modules it inlines must be *portable*: project imports only as top-level
-``from package.module import name``, no top-level name defined in two of them.
+Only what the entry can reach is embedded: a data-source reader is carried only for the
+sources the export is made for (`marketdata.load.SOURCE_MODULES`), so an export for
+yfinance carries neither the synthetic demo generator nor the CSV reader.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
-import importlib
-import importlib.metadata
 import importlib.util
+import inspect
 import json
-import sys
-from dataclasses import dataclass
-from pathlib import Path
+import pprint
+from dataclasses import dataclass, field
 
-PROJECT_PACKAGES = frozenset(
-    {"strategies", "marketdata", "live", "backtests", "exporters", "tradeship"}
-)
-RUNTIME_MODULES = ("live.runtime", "live.schedule")
-EXPORT_FORMAT = 1
+from exporters.collect import PROJECT_PACKAGES, ExportError, ModuleSource, collect
+from exporters.collect import third_party_pins as _pins
+from exporters.embed import bootstrap_source
+from marketdata.load import SOURCE_MODULES
 
+__all__ = [
+    "PROJECT_PACKAGES",
+    "CompiledModule",
+    "ExportError",
+    "ExportSpec",
+    "compile_strategy",
+    "entry_point",
+]
 
-class ExportError(ValueError):
-    """The strategy cannot be exported as asked; the message says what to change."""
-
-
-@dataclass(frozen=True)
-class ModuleSource:
-    name: str
-    path: Path
-    text: str
-    tree: ast.Module
-
-
-def _top_package(module: str) -> str:
-    return module.split(".", 1)[0]
-
-
-def _is_project(module: str | None) -> bool:
-    return bool(module) and _top_package(module) in PROJECT_PACKAGES
-
-
-def _read_module(name: str) -> ModuleSource:
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
-        raise ExportError(f"cannot find the source of module {name}")
-    path = Path(spec.origin)
-    text = path.read_text(encoding="utf-8")
-    return ModuleSource(name, path, text, ast.parse(text, filename=str(path)))
-
-
-def _project_imports(module: ModuleSource) -> list[str]:
-    """Project modules `module` imports; refuses import forms that cannot be inlined."""
-    found = []
-    top_level = set(map(id, module.tree.body))
-    for node in ast.walk(module.tree):
-        if isinstance(node, ast.Import):
-            bad = [a.name for a in node.names if _is_project(a.name)]
-            if bad:
-                raise ExportError(
-                    f"{module.name}: 'import {bad[0]}' cannot be inlined; "
-                    f"use 'from {bad[0]} import name'"
-                )
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                raise ExportError(f"{module.name}: relative imports cannot be inlined")
-            if _is_project(node.module):
-                if id(node) not in top_level:
-                    raise ExportError(
-                        f"{module.name}:{node.lineno}: project imports must be at module top level"
-                    )
-                if node.module in PROJECT_PACKAGES:
-                    raise ExportError(
-                        f"{module.name}:{node.lineno}: import from the module that defines "
-                        f"the name, not from the package {node.module}"
-                    )
-                found.append(node.module)
-    return found
-
-
-def collect_modules(roots: list[str]) -> list[ModuleSource]:
-    """The project modules `roots` need, dependencies first, in a deterministic order."""
-    sources: dict[str, ModuleSource] = {}
-    order: list[str] = []
-    visiting: set[str] = set()
-
-    def visit(name: str) -> None:
-        if name in sources:
-            return
-        if name in visiting:
-            raise ExportError(f"import cycle through {name}")
-        visiting.add(name)
-        module = _read_module(name)
-        for dep in sorted(set(_project_imports(module))):
-            visit(dep)
-        visiting.discard(name)
-        sources[name] = module
-        order.append(name)
-
-    for root in roots:
-        visit(root)
-    return [sources[name] for name in order]
-
-
-def _defined_names(tree: ast.Module) -> set[str]:
-    names: set[str] = set()
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for target in targets:
-                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
-    return names
-
-
-def _split_module(module: ModuleSource) -> tuple[list[str], list[str]]:
-    """(third-party/stdlib import statements, body lines with project imports replaced)."""
-    lines = module.text.splitlines()
-    imports: list[str] = []
-    drop: dict[int, list[str]] = {}  # first line index -> replacement lines
-    skip: set[int] = set()
-    for node in module.tree.body:
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            span = range(node.lineno - 1, node.end_lineno)
-            skip.update(span)
-            if isinstance(node, ast.ImportFrom) and node.module == "__future__":
-                continue
-            if isinstance(node, ast.ImportFrom) and _is_project(node.module):
-                drop[node.lineno - 1] = [
-                    f"{a.asname} = {a.name}" for a in node.names if a.asname and a.asname != a.name
-                ]
-                continue
-            imports.append(ast.unparse(node))
-    body = []
-    for index, line in enumerate(lines):
-        if index in drop:
-            body.extend(drop[index])
-        if index not in skip:
-            body.append(line)
-    while body and not body[0].strip():
-        body.pop(0)
-    while body and not body[-1].strip():
-        body.pop()
-    return imports, body
-
-
-def third_party_pins(modules: list[ModuleSource], extra_imports: set[str]) -> list[str]:
-    """Pins for every non-stdlib top-level package any inlined line imports."""
-    names: set[str] = set(extra_imports)
-    for module in modules:
-        for node in ast.walk(module.tree):
-            if isinstance(node, ast.Import):
-                names.update(_top_package(a.name) for a in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names.add(_top_package(node.module))
-    names = {n for n in names if n not in sys.stdlib_module_names and n not in PROJECT_PACKAGES}
-    names.discard("__future__")
-    mapping = importlib.metadata.packages_distributions()
-    pins = set()
-    for name in names:
-        dists = mapping.get(name)
-        if not dists:
-            raise ExportError(f"cannot tell which distribution provides the import {name!r}")
-        for dist in dists:
-            pins.add(f"{dist}=={importlib.metadata.version(dist)}")
-    return sorted(pins, key=str.lower)
-
-
-def merge_imports(lines: list[str]) -> list[str]:
-    """One sorted statement per imported module: `import x` lines, then `from x import a, b`."""
-    plain: set[str] = set()
-    from_names: dict[str, set[str]] = {}
-    for line in lines:
-        node = ast.parse(line).body[0]
-        if isinstance(node, ast.Import):
-            plain.update(ast.unparse(ast.Import(names=[a])) for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            names = from_names.setdefault(node.module or "", set())
-            names.update(a.name if not a.asname else f"{a.name} as {a.asname}" for a in node.names)
-    merged = sorted(plain)
-    merged += [f"from {m} import {', '.join(sorted(n))}" for m, n in sorted(from_names.items())]
-    return merged
-
-
-ENTRY_NAMES = frozenset(
-    {
-        "STRATEGY_NAME",
-        "SCHEDULE",
-        "STRATEGY_ID",
-        "PARAMS",
-        "SYMBOLS",
-        "DEFAULT_SOURCE",
-        "SOURCE_SHA256",
-        "build_strategy",
-        "decide",
-        "run",
-        "main",
-    }
-)
+EXPORT_FORMAT = 2
+ALWAYS_PINNED = frozenset({"pyarrow"})  # pandas reads and writes Parquet through it
+RULE = "# " + "=" * 78
 
 
 @dataclass(frozen=True)
 class ExportSpec:
-    """What to export: a strategy, its full parameters and the universe it trades."""
+    """Everything the generated entry point states, as data (see `entry_point`)."""
 
-    strategy: str
+    strategy: str  # the name the user exported (built-in name or "package.module:Class")
+    strategy_ref: str  # "package.module:Class", imported by the entry point
     params: dict
     symbols: tuple[str, ...]
     default_source: str = "yfinance"
+    schedule: str = "daily at 15:00"
+    warmup: int = 0  # completed bars a decision needs
+    fill: str = "open"  # "open" | "close" | "market"
+    fitter: str = "prophet"  # "prophet" | "fast"
+    universe: object = None  # a JSON-able membership rule, None: SYMBOLS throughout
+    sources: tuple[str, ...] = ()  # data-source kinds carried besides the default's
+
+    @property
+    def strategy_id(self) -> str:
+        digest = hashlib.sha256(
+            json.dumps([self.strategy, self.params, sorted(self.symbols)], sort_keys=True).encode()
+        ).hexdigest()[:10]
+        return f"{self.strategy}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -225,6 +71,174 @@ class CompiledModule:
     requirements: list[str]
     source_sha256: str
     modules: list[str]
+    module_lines: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Contract:
+    """Which decision contract this checkout implements (both exist while it changes).
+
+    `replay`: strategies.replay exists (Backtrader classes replayed, targets in shares),
+    taking the keyword arguments `replay_kwargs` (of warmup, fill, fitter, universe);
+    `decide_runner`: live.runtime.run_strategy takes the export's `decide` and warmup_bars;
+    `fill`: run_strategy takes the backtest's fill assumption;
+    `cli_main`: live.runtime provides the command-line wrapper.
+    """
+
+    replay: bool
+    replay_kwargs: tuple[str, ...]
+    decide_runner: bool
+    fill: bool
+    cli_main: bool
+
+
+def current_contract() -> Contract:
+    import live.runtime
+
+    params = inspect.signature(live.runtime.run_strategy).parameters
+    replay = importlib.util.find_spec("strategies.replay") is not None
+    accepted: tuple[str, ...] = ()
+    if replay:
+        import strategies.replay
+
+        target = getattr(strategies.replay, "replay_bar", strategies.replay.replay_decision)
+        taken = inspect.signature(target).parameters
+        accepted = tuple(k for k in ("warmup", "fill", "fitter", "universe") if k in taken)
+    return Contract(
+        replay=replay,
+        replay_kwargs=accepted,
+        decide_runner="warmup_bars" in params,
+        fill="fill" in params,
+        cli_main=hasattr(live.runtime, "cli_main"),
+    )
+
+
+def _literal(value: object) -> str:
+    """A deterministic, readable Python literal (keys sorted)."""
+    return pprint.pformat(value, sort_dicts=True, width=96)
+
+
+def entry_point(spec: ExportSpec, source_sha256: str, contract: Contract) -> str:
+    """The generated entry point: the export's constants, `decide`, `run` and `main`.
+
+    Its imports are followed like any module's, so what it imports decides what is embedded.
+    """
+    if contract.replay:
+        options = ", ".join(f"{k}={k.upper()}" for k in contract.replay_kwargs)
+        decide_body = (
+            "    from strategies.replay import replay_decision\n\n"
+            "    return replay_decision(\n"
+            "        _strategy_class(), PARAMS, history, holdings, now,\n"
+            f"        {options},\n"
+            "    )\n"
+        )
+        build = ""
+    else:
+        decide_body = "    return build_strategy().decide(history, holdings, now)\n"
+        build = (
+            "\n\ndef build_strategy():\n"
+            '    """A fresh strategy object with the exported parameters."""\n'
+            "    return _strategy_class()(PARAMS)\n"
+        )
+    if contract.decide_runner:
+        runner = "decide, SYMBOLS, warmup_bars=WARMUP, strategy_name=STRATEGY_NAME"
+    else:
+        runner = "build_strategy(), SYMBOLS"
+    fill = "fill=FILL, " if contract.fill else ""
+    if contract.cli_main:
+        main_body = "    from live.runtime import cli_main\n\n    return cli_main(argv, run)\n"
+    else:
+        main_body = (
+            "    args = sys.argv[1:] if argv is None else list(argv)\n"
+            "    try:\n"
+            '        orders = run(dry_run="--dry-run" in args)\n'
+            "    except (RunError, ValueError) as exc:\n"
+            '        print(f"error: {exc}", file=sys.stderr)\n'
+            "        return 2\n"
+            '    print(f"{len(orders)} order(s)")\n'
+            "    return 0\n"
+        )
+    return f'''{RULE}
+# entry point (generated from the export's specification)
+{RULE}
+STRATEGY_NAME = {spec.strategy!r}
+STRATEGY = {spec.strategy_ref!r}
+STRATEGY_ID = {spec.strategy_id!r}
+SOURCE_SHA256 = {source_sha256!r}
+DEFAULT_SOURCE = {spec.default_source!r}
+SCHEDULE = {spec.schedule!r}  # New York time, NYSE sessions
+FILL = {spec.fill!r}
+FITTER = {spec.fitter!r}
+WARMUP = {int(spec.warmup)!r}
+PARAMS = {_literal(spec.params)}
+SYMBOLS = {_literal(sorted(spec.symbols))}
+UNIVERSE = {_literal(spec.universe)}
+
+import importlib  # noqa: E402
+import sys  # noqa: E402
+
+from live.runtime import RunError, load_history  # noqa: E402
+from live.schedule import Schedule  # noqa: E402
+from live.settings import LiveSettings  # noqa: E402
+
+
+def _strategy_class():
+    """The exported strategy class, imported from its embedded module."""
+    module, _, name = STRATEGY.partition(":")
+    return getattr(importlib.import_module(module), name){build}
+
+
+def decide(history, holdings, now):
+    """The decision for the session of `now` from bars before it, or None (nothing asked)."""
+{decide_body}
+
+def run(now=None, dry_run=False, source=None, slot=None, submit=True):
+    """Decide for the session of `now` and trade the difference at Alpaca; returns the orders.
+
+    `slot` (default: the session date) names the decision slot in client order ids: pass
+    the scheduler's intended fire time so a duplicate delivery cannot trade twice.
+    """
+    from live.runtime import run_strategy
+
+    return run_strategy(
+        {runner}, strategy_id=STRATEGY_ID,
+        strategy_hash=SOURCE_SHA256, {fill}now=now, dry_run=dry_run, source=source,
+        default_source=DEFAULT_SOURCE, slot=slot, submit=submit,
+    )
+
+
+def main(argv=None):
+    """Command line: python FILE.py [--dry-run]."""
+{main_body}
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+'''
+
+
+def _source_literal(text: str) -> str:
+    """`text` as a string literal that reads like the source: raw triple quotes when exact."""
+    for quote in ("'''", '"""'):
+        candidate = f"r{quote}{text}{quote}"
+        if quote not in text and _evaluates_to(candidate, text):
+            return candidate
+    escaped = '"""' + text.replace("\\", "\\\\").replace('"""', '\\"""') + '"""'
+    return escaped if _evaluates_to(escaped, text) else repr(text)
+
+
+def _evaluates_to(literal: str, text: str) -> bool:
+    try:
+        return ast.literal_eval(literal) == text
+    except (SyntaxError, ValueError):
+        return False
+
+
+def _relative_path(module: ModuleSource) -> str:
+    return module.name.replace(".", "/") + ("/__init__.py" if module.is_package else ".py")
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _source_hash(modules: list[ModuleSource]) -> str:
@@ -234,122 +248,85 @@ def _source_hash(modules: list[ModuleSource]) -> str:
     return digest.hexdigest()
 
 
-def _python_literal(value: object) -> str:
-    """A deterministic, readable Python literal (json's layout, Python's keywords)."""
-    text = json.dumps(value, indent=4, sort_keys=True)
-    return (
-        text.replace(": true", ": True").replace(": false", ": False").replace(": null", ": None")
-    )
+def _carried_sources(spec: ExportSpec) -> list[str]:
+    from marketdata.load import parse_source
+
+    kinds = {parse_source(spec.default_source).kind, *spec.sources}
+    unknown = sorted(kinds - set(SOURCE_MODULES))
+    if unknown:
+        raise ExportError(f"unknown data source kind {unknown[0]!r}: use {sorted(SOURCE_MODULES)}")
+    return sorted(kinds)
 
 
-def compile_strategy(spec: ExportSpec, strategy_cls: type, version: str) -> CompiledModule:
+def compile_strategy(spec: ExportSpec, version: str) -> CompiledModule:
     """The text of the standalone module for `spec` (deterministic: no dates, sorted)."""
-    modules = collect_modules([strategy_cls.__module__, *RUNTIME_MODULES])
-    seen: dict[str, str] = {}
-    for module in modules:
-        for name in _defined_names(module.tree):
-            if name in ENTRY_NAMES:
-                raise ExportError(f"{module.name} defines {name}, a name the export reserves")
-            if name in seen and not name.startswith("__"):
-                raise ExportError(
-                    f"{module.name} and {seen[name]} both define {name!r}; "
-                    "inlined modules need distinct top-level names"
-                )
-            seen[name] = module.name
-    if strategy_cls.__name__ not in seen:
-        raise ExportError(f"{strategy_cls.__name__} must be defined at module top level")
-
-    imports: list[str] = []
-    bodies: list[str] = []
-    for module in modules:
-        module_imports, body = _split_module(module)
-        imports.extend(module_imports)
-        rel = f"{module.name.replace('.', '/')}.py"
-        bodies.append(f"# {'=' * 70}\n# inlined from {rel}\n# {'=' * 70}\n" + "\n".join(body))
-    unique_imports = merge_imports(imports)
-    requirements = third_party_pins(modules, {"pyarrow"})  # pandas reads parquet through it
+    module_name, _, class_name = spec.strategy_ref.partition(":")
+    if module_name == "__main__" or not class_name or "." in class_name:
+        raise ExportError(
+            f"{spec.strategy_ref}: define the strategy class at the top level of a module "
+            "file (not in the script you run) and name it as package.module:ClassName"
+        )
+    carried = _carried_sources(spec)
+    omitted = {
+        module: (
+            f"this export carries no reader for {kind!r} data sources (it reads "
+            f"{', '.join(carried)}): export it again with {kind!r} among its sources"
+        )
+        for kind, module in sorted(SOURCE_MODULES.items())
+        if kind not in carried
+    }
+    contract = current_contract()
+    draft_entry = entry_point(spec, "0" * 64, contract)
+    roots = [module_name, *(SOURCE_MODULES[kind] for kind in carried)]
+    found = collect(roots, entry_text=draft_entry, omit=omitted)
+    modules = found.modules
+    requirements = _pins(found.third_party | ALWAYS_PINNED)
     source_sha = _source_hash(modules)
-    params_text = _python_literal(spec.params)
-    symbols = sorted(spec.symbols)
-    id_digest = hashlib.sha256(
-        json.dumps([spec.strategy, spec.params, symbols], sort_keys=True).encode()
-    ).hexdigest()[:10]
+    entry = entry_point(spec, source_sha, contract)
+    lines = {m.name: len(m.text.splitlines()) for m in modules}
+    width = max(len(m.name) for m in modules)
     header = [
         f'"""{spec.strategy}: a standalone trading module exported by tradeship {version}.',
         "",
         "Do not edit: change the strategy and export again. It decides exactly what the",
         "backtest decided given the same data up to the same moment (`tradeship verify-parity`).",
         "",
-        "    decide(history, holdings, now) -> target weights   (the pure decision)",
+        "    decide(history, holdings, now) -> targets or None  (the pure decision)",
         "    run(now=None, dry_run=False, source=None) -> orders (load data, decide, trade)",
         "",
+        "The code below the importer is the strategy's and tradeship's own modules, each kept",
+        "verbatim under its own name (listed with line counts and sha256 further down).",
         "Credentials: APCA_API_KEY_ID, APCA_API_SECRET_KEY, APCA_API_BASE_URL (environment).",
         "As-of time and data: run(now=..., source=...) or TRADESHIP_NOW / TRADESHIP_SOURCE.",
         '"""',
-        f"# strategy:       {spec.strategy}",
+        f"# strategy:       {spec.strategy} ({spec.strategy_ref})",
         f"# parameters:     {json.dumps(spec.params, sort_keys=True)}",
-        f"# universe:       {len(symbols)} symbols",
+        f"# universe:       {len(spec.symbols)} symbols",
+        f"# data sources:   {', '.join(carried)} (default {spec.default_source})",
         f"# source sha256:  {source_sha}",
         f"# export format:  {EXPORT_FORMAT}",
         "# requirements (also in requirements.txt beside this file):",
         *[f"#   {pin}" for pin in requirements],
-        "",
-        "from __future__ import annotations",
-        "",
-        *unique_imports,
+        f"# embedded modules ({len(modules)}, {sum(lines.values())} lines; name, lines, sha256):",
+        *[f"#  - {m.name:<{width}} {lines[m.name]:>5}  {_sha(m.text)}" for m in modules],
         "",
     ]
-    entry = f'''
-
-# {"=" * 70}
-# entry point (generated)
-# {"=" * 70}
-STRATEGY_NAME = {spec.strategy!r}
-STRATEGY_ID = {f"{spec.strategy}-{id_digest}"!r}
-SOURCE_SHA256 = {source_sha!r}
-DEFAULT_SOURCE = {spec.default_source!r}
-SCHEDULE = {strategy_cls.schedule!r}  # New York time, NYSE sessions
-PARAMS = {params_text}
-SYMBOLS = {_python_literal(symbols)}
-
-
-def build_strategy():
-    """A fresh {strategy_cls.__name__} with the exported parameters."""
-    return {strategy_cls.__name__}(PARAMS)
-
-
-def decide(history, holdings, now):
-    """Target weights for the session of `now` from bars before it, or None (no rebalance)."""
-    return build_strategy().decide(history, holdings, now)
-
-
-def run(now=None, dry_run=False, source=None, slot=None, submit=True):
-    """Decide for the session of `now` and trade the difference at Alpaca; returns the orders.
-
-    `slot` (default: the session date) names the decision slot in client order ids: pass
-    the scheduler's intended fire time so a duplicate delivery cannot trade twice.
-    """
-    return run_strategy(
-        build_strategy(), SYMBOLS, strategy_id=STRATEGY_ID, strategy_hash=SOURCE_SHA256,
-        now=now, dry_run=dry_run, source=source, default_source=DEFAULT_SOURCE, slot=slot,
-        submit=submit,
-    )
-
-
-def main():
-    import sys
-
-    try:
-        orders = run(dry_run="--dry-run" in sys.argv[1:])
-    except (RunError, BrokerError, ValueError) as exc:
-        print(f"error: {{exc}}", file=sys.stderr)
-        return 2
-    print(f"{{len(orders)}} order(s)")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
-'''
-    text = "\n".join(header) + "\n\n" + "\n\n\n".join(bodies) + "\n" + entry
-    return CompiledModule(text, requirements, source_sha, [m.name for m in modules])
+    body = [bootstrap_source(), "", RULE, "# embedded modules", RULE, "_EMBEDDED = {}"]
+    for module in modules:
+        kind = "package" if module.is_package else "module"
+        body += [
+            "",
+            f"# --- {_relative_path(module)} ({kind} {module.name}, {lines[module.name]} lines)",
+            f"_EMBEDDED[{module.name!r}] = ({module.is_package!r}, {_source_literal(module.text)})",
+        ]
+    body += [
+        "",
+        f"_OMITTED = {_literal(omitted)}",
+        "EMBEDDED_MODULES = tuple(sorted(_EMBEDDED))",
+        'install_embedded(_EMBEDDED, globals().get("__file__") or __name__, _OMITTED)',
+        "",
+        "",
+    ]
+    text = "\n".join(header) + "\n" + "\n".join(body) + entry
+    compile(text, "<export>", "exec")  # a generated syntax error is a bug here, not at deploy
+    return CompiledModule(text, requirements, source_sha, [m.name for m in modules], lines)

@@ -10,7 +10,9 @@ from typing import Any
 
 from exporters.compiler import CompiledModule, ExportError, ExportSpec, compile_strategy
 from exporters.secrets import secret_findings
-from strategies.registry import full_params, parse_params, strategy_class
+from live.schedule import schedule_for_fill
+from marketdata.errors import DataError
+from strategies.registry import build_strategy, full_params
 
 
 def tradeship_version() -> str:
@@ -21,10 +23,22 @@ def tradeship_version() -> str:
 
 
 def build_export(
-    strategy: str, params: dict[str, Any], symbols: Sequence[str], default_source: str = "yfinance"
+    strategy: str,
+    params: dict[str, Any],
+    symbols: Sequence[str],
+    default_source: str = "yfinance",
+    *,
+    sources: Sequence[str] = (),
+    fill: str = "open",
+    fitter: str = "prophet",
+    universe: Any = None,
 ) -> tuple[ExportSpec, CompiledModule]:
-    """Check the inputs and compile; raises ExportError with what to change."""
-    cls = strategy_class(strategy)
+    """Check the inputs and compile; raises ExportError with what to change.
+
+    `sources`: data-source kinds (demo, parquet, csv, yfinance) the export must read besides
+    `default_source`'s, e.g. the source `tradeship verify-parity` will replay it on.
+    `fill`, `fitter`, `universe`: as in the backtest the export must agree with.
+    """
     findings = secret_findings(
         [(f"parameter {k}", str(v)) for k, v in params.items()]
         + [("source", default_source)]
@@ -38,14 +52,29 @@ def build_export(
         )
     if not symbols:
         raise ExportError("the export needs a universe: pass --symbols or a --source to list them")
-    typed = full_params(cls(parse_params(cls, params)))
+    try:
+        chosen = build_strategy(strategy, params)
+        schedule = schedule_for_fill(fill)
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
+    universe_list = tuple(sorted(set(symbols)))
     spec = ExportSpec(
-        cls.name if ":" not in strategy else strategy,
-        typed,
-        tuple(sorted(set(symbols))),
-        default_source,
+        strategy=chosen.name,
+        strategy_ref=f"{chosen.cls.__module__}:{chosen.cls.__qualname__}",
+        params=full_params(chosen),
+        symbols=universe_list,
+        default_source=default_source,
+        schedule=schedule,
+        warmup=int(chosen.warmup_bars(list(universe_list))),
+        fill=fill,
+        fitter=fitter,
+        universe=universe,
+        sources=tuple(sorted(set(sources))),
     )
-    return spec, compile_strategy(spec, cls, tradeship_version())
+    try:
+        return spec, compile_strategy(spec, tradeship_version())
+    except DataError as exc:  # an unusable default source
+        raise ExportError(str(exc)) from None
 
 
 def write_export(compiled: CompiledModule, out: str | Path) -> tuple[Path, Path]:
@@ -65,7 +94,8 @@ def export_summary(spec: ExportSpec, compiled: CompiledModule) -> str:
         {
             "strategy": spec.strategy,
             "symbols": len(spec.symbols),
-            "inlined_modules": compiled.modules,
+            "embedded_modules": compiled.module_lines,
+            "lines": len(compiled.text.splitlines()),
             "source_sha256": compiled.source_sha256,
         },
         indent=2,

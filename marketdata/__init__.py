@@ -4,18 +4,23 @@ Bars are validated (see marketdata.validate) and adjusted for splits and
 dividends (yfinance ``auto_adjust=True`` convention) on NYSE sessions.
 """
 
+import importlib
+
 from marketdata.calendar import is_session, nyse_sessions, previous_session
-from marketdata.demo import demo_sectors
 from marketdata.errors import DataError
 from marketdata.load import MarketData, load, parse_source
-from marketdata.universe import (
-    Membership,
-    UniverseSpec,
-    coverage,
-    coverage_sentence,
-    load_membership,
-    parse_universe,
-)
+
+# Imported on first use (PEP 562), so a module importing marketdata.load does not drag them
+# into an export that never calls them: the exporter embeds only what is imported.
+_LAZY = {
+    "Membership": "marketdata.universe",
+    "UniverseSpec": "marketdata.universe",
+    "coverage": "marketdata.universe",
+    "coverage_sentence": "marketdata.universe",
+    "demo_sectors": "marketdata.demo",
+    "load_membership": "marketdata.universe",
+    "parse_universe": "marketdata.universe",
+}
 
 __all__ = [
     "DataError",
@@ -33,3 +38,11 @@ __all__ = [
     "parse_universe",
     "previous_session",
 ]
+# A user's own package named like this one (marketdata.mine) merges into it.
+__path__ = __import__("pkgutil").extend_path(__path__, __name__)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'marketdata' has no attribute {name!r}")

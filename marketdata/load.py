@@ -12,24 +12,30 @@ or yfinance answers incompletely (see marketdata.yahoo).
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, NamedTuple
 
 import pandas as pd
 
 from marketdata.adjust import adjust_bars
 from marketdata.calendar import calendar_day
-from marketdata.csv_source import read_csv_source
-from marketdata.demo import demo_bars
 from marketdata.errors import DataError
-from marketdata.parquet_source import read_parquet_source
 from marketdata.validate import validate_bars
-from marketdata.yahoo import fetch_yahoo
 
 LOAD_SOURCE_FORMS = "'demo', 'parquet:PATH', 'csv:DIR' or 'yfinance'"
+# The module that reads each kind of source, imported on first use only: an exported
+# strategy carries the readers of the sources it is exported for, not all four.
+SOURCE_MODULES = {
+    "csv": "marketdata.csv_source",
+    "demo": "marketdata.demo",
+    "parquet": "marketdata.parquet_source",
+    "yfinance": "marketdata.yahoo",
+}
 
 
 class SourceSpec(NamedTuple):
@@ -67,6 +73,17 @@ class MarketData:
             f"MarketData(source={self.source!r}, symbols={len(self.bars)}{span}, "
             f"problems={len(self.problems)}, synthetic={self.synthetic})"
         )
+
+
+def source_reader(kind: str) -> ModuleType:
+    """The module reading `kind` sources; DataError if this installation left it out."""
+    name = SOURCE_MODULES[kind]
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        raise DataError(str(exc)) from None
 
 
 def parse_source(source: str) -> SourceSpec:
@@ -154,16 +171,16 @@ def load(
     synthetic = False
     if spec.kind == "demo":
         label, synthetic = "demo (synthetic)", True
-        everything = demo_bars()
+        everything = source_reader("demo").demo_bars()
         raw = {s: (f, "") for s, f in everything.items() if wanted is None or s in wanted}
     elif spec.kind == "parquet":
         path = _load_existing(spec.location or "", "parquet")
         label = f"parquet:{path}"
-        raw, problems = read_parquet_source(path, wanted)
+        raw, problems = source_reader("parquet").read_parquet_source(path, wanted)
     elif spec.kind == "csv":
         path = _load_existing(spec.location or "", "csv")
         label = f"csv:{path}"
-        raw, problems = read_csv_source(path, wanted)
+        raw, problems = source_reader("csv").read_csv_source(path, wanted)
     else:
         label = "yfinance"
         if wanted is None:
@@ -171,7 +188,7 @@ def load(
                 "yfinance needs symbols=[...]: it cannot list every ticker; "
                 "pass the tickers to download"
             )
-        fetched = fetch_yahoo(wanted, first, last, cache_dir=cache_dir)
+        fetched = source_reader("yfinance").fetch_yahoo(wanted, first, last, cache_dir=cache_dir)
         raw = {s: (f, "yfinance") for s, f in fetched.items()}
 
     bars: dict[str, pd.DataFrame] = {}
