@@ -13,13 +13,15 @@ import pandas as pd
 
 from backtests.metrics import compute_metrics
 from marketdata import MarketData, load
-from strategies.base import Strategy
-from strategies.bt_driver import DecisionDriver, DriverLog
+from marketdata.universe import coverage, coverage_sentence, parse_universe
+from strategies.context import RunContext
+from strategies.engine import run_strategy_class
 from strategies.forecast import Forecaster
 from strategies.history import to_history
-from strategies.registry import full_params, parse_params, strategy_class
+from strategies.recorder import CASH, BarDecision, DecisionLog
+from strategies.registry import StrategySpec, build_strategy, full_params
 
-CASH_SYMBOL = "$CASH"  # decisions.csv row holding the weight left in cash
+CASH_SYMBOL = CASH  # decisions.csv row holding the weight left in cash
 
 
 @dataclass
@@ -38,12 +40,13 @@ class BacktestConfig:
     fill: str = "open"  # fill at the decided session's "open" or "close"
     cash_buffer: float = 0.01
     fractional: bool = False
+    universe: str | None = None  # membership:PATH, symbols:A,B or all (default: see README)
 
 
 @dataclass
 class BacktestResult:
     config: BacktestConfig
-    strategy: Strategy
+    strategy: StrategySpec
     data: MarketData
     history: pd.DataFrame
     trade_from: pd.Timestamp
@@ -51,20 +54,12 @@ class BacktestResult:
     benchmark: pd.Series
     orders: pd.DataFrame
     decisions: pd.DataFrame
-    decided: dict[pd.Timestamp, dict[str, float] | None]  # every rebalance session's answer
-    holdings: dict[pd.Timestamp, dict[str, float]]  # the book each decision saw
+    decided: dict[pd.Timestamp, dict[str, float] | None]  # target shares asked for, by session
+    holdings: dict[pd.Timestamp, dict[str, float]]  # the book (shares, $CASH) each one saw
     metrics: dict[str, Any]
     notes: list[str]
-
-
-def build_strategy(
-    name: str, params: dict[str, Any], forecaster: Forecaster | None = None
-) -> Strategy:
-    cls = strategy_class(name)
-    typed = parse_params(cls, params)
-    if forecaster is not None and "forecaster" in cls.__init__.__code__.co_varnames:
-        return cls(typed, forecaster=forecaster)
-    return cls(typed)
+    members: pd.DataFrame | None = None  # universe membership on each session (None: all)
+    universe: str = "all"  # the universe rule
 
 
 def warmup_start(start: pd.Timestamp | None, bars: int) -> pd.Timestamp | None:
@@ -74,27 +69,42 @@ def warmup_start(start: pd.Timestamp | None, bars: int) -> pd.Timestamp | None:
     return start - pd.Timedelta(days=int(bars * 1.5) + 14)
 
 
-def _feed_frame(history: pd.DataFrame, symbol: str) -> pd.DataFrame:
-    """OHLCV for one Backtrader feed on the shared index.
+def decisions_frame(log: DecisionLog) -> pd.DataFrame:
+    """What every decision asked for, one row per (session, symbol).
 
-    Before a symbol's first bar the feed repeats that first bar (volume 0) so every feed has
-    the same length; strategies never trade a symbol before it has real history.
+    Strategies that move to weights (`order_target_weights`) get ``date, symbol,
+    target_weight`` for every target or holding, plus the weight left in cash; others get
+    ``date, symbol, target_size``: the position next() asked for, in shares.
     """
-    frame = history.xs(symbol, axis=1, level="symbol")[["open", "high", "low", "close", "volume"]]
-    return frame.bfill().fillna({"volume": 0.0})
+    decisions = [d for d in log.decisions if d.session is not None]
+    if all(d.weights is not None for d in decisions):
+        rows = []
+        for record in decisions:
+            day = record.session.date().isoformat()
+            held = {s for s in record.book if s != CASH}
+            for symbol in sorted(set(record.weights) | held):
+                rows.append((day, symbol, float(record.weights.get(symbol, 0.0))))
+            rows.append((day, CASH_SYMBOL, max(0.0, 1.0 - sum(record.weights.values()))))
+        return pd.DataFrame(rows, columns=["date", "symbol", "target_weight"])
+    rows = [
+        (record.session.date().isoformat(), symbol, size)
+        for record in decisions
+        for symbol, size in sorted((record.targets or {}).items())
+    ]
+    return pd.DataFrame(rows, columns=["date", "symbol", "target_size"])
 
 
-def decisions_frame(log: DriverLog) -> pd.DataFrame:
-    """One row per (rebalance, symbol) for every target or holding, plus the cash left."""
-    rows = []
-    for record in log.decisions:
-        if record.targets is None:
-            continue
-        day = record.session.date().isoformat()
-        for symbol in sorted(set(record.targets) | set(record.holdings)):
-            rows.append((day, symbol, float(record.targets.get(symbol, 0.0))))
-        rows.append((day, CASH_SYMBOL, max(0.0, 1.0 - sum(record.targets.values()))))
-    return pd.DataFrame(rows, columns=["date", "symbol", "target_weight"])
+def _configure_broker(config: BacktestConfig) -> Callable[[bt.Cerebro], None]:
+    def configure(cerebro: bt.Cerebro) -> None:
+        cerebro.broker.setcommission(commission=config.commission)
+        if config.slippage:
+            cerebro.broker.set_slippage_perc(config.slippage)
+
+    return configure
+
+
+def _probe_symbols(config: BacktestConfig) -> list[str]:
+    return list(config.symbols or [f"S{i:02d}" for i in range(20)])
 
 
 def benchmark_equity(history: pd.DataFrame, trade_from: pd.Timestamp, cash: float) -> pd.Series:
@@ -131,50 +141,52 @@ def run_backtest(
             return run_backtest(
                 config, forecaster=owned, market_data=market_data, progress=progress
             )
-    strategy = build_strategy(config.strategy, config.params, forecaster)
+    spec = build_strategy(config.strategy, config.params)
     start = pd.Timestamp(config.start) if config.start else None
     end = pd.Timestamp(config.end) if config.end else None
+    warmup = spec.warmup_bars(_probe_symbols(config))
     if market_data is None:
-        market_data = load(
-            config.source, config.symbols, warmup_start(start, strategy.warmup_bars()), end
-        )
+        market_data = load(config.source, config.symbols, warmup_start(start, warmup), end)
     if not market_data.bars:
         raise ValueError(f"no data loaded from {config.source}: {market_data.problems}")
     history = to_history(market_data.bars)
-    warmup = strategy.warmup_bars()
     if len(history) <= warmup + 1:
         raise ValueError(
-            f"{config.strategy} needs {warmup} bars of history before it trades, but "
+            f"{spec.name} needs {warmup} bars of history before it trades, but "
             f"{config.source} has {len(history)} sessions in the range: widen --start/--end"
         )
     earliest = pd.Timestamp(history.index[warmup])
     trade_from = max(earliest, start) if start is not None else earliest
     trade_from = pd.Timestamp(history.index[history.index.searchsorted(trade_from)])
-    notes = list(_notes(config, market_data, trade_from, start))
+    universe = parse_universe(config.universe, config.source, config.symbols)
+    symbols = sorted(market_data.bars)
+    membership = universe.load(symbols)
+    members = None if universe.kind != "membership" else membership.matrix(history.index, symbols)
+    notes = [universe.describe()]
+    if members is not None:
+        traded = history.index[history.index >= trade_from]
+        bars = {s: frame.index for s, frame in market_data.bars.items()}
+        notes.append(coverage_sentence(coverage(membership, traded, bars)))
+    notes += list(_notes(config, market_data, trade_from, start))
 
-    cerebro = bt.Cerebro(stdstats=False, maxcpus=1)
-    cerebro.broker.setcash(config.cash)
-    cerebro.broker.setcommission(commission=config.commission)
-    if config.slippage:
-        cerebro.broker.set_slippage_perc(config.slippage)
-    for symbol in history.columns.get_level_values("symbol").unique():
-        cerebro.adddata(bt.feeds.PandasData(dataname=_feed_frame(history, symbol)), name=symbol)
-    log = DriverLog()
-    on_bar = progress(len(history)) if progress else None
-    cerebro.addstrategy(
-        DecisionDriver,
-        decider=strategy,
-        history=history,
-        state=strategy.prepare(history),
-        trade_from=trade_from,
+    context = RunContext(
+        forecaster=forecaster,
         fill=config.fill,
         cash_buffer=config.cash_buffer,
         fractional=config.fractional,
-        log=log,
-        on_bar=on_bar,
     )
-    cerebro.run(runonce=False, preload=True)
-
+    run = run_strategy_class(
+        spec.cls,
+        spec.params,
+        history,
+        context=context,
+        members=members,
+        trade_from=trade_from,
+        cash=config.cash,
+        configure_broker=_configure_broker(config),
+        on_bar=progress(len(history)) if progress else None,
+    )
+    log = run.log
     equity = pd.Series(dict(log.equity), name="equity", dtype="float64")
     equity.index = pd.DatetimeIndex(equity.index, name="date")
     first = history.index[history.index.searchsorted(trade_from) - 1]
@@ -185,15 +197,23 @@ def run_backtest(
     )
     metrics = compute_metrics(equity, trades=len(orders))
     metrics["benchmark"] = compute_metrics(benchmark, trades=_held(history, trade_from))
-    metrics["strategy"] = strategy.name
-    metrics["params"] = full_params(strategy)
+    metrics["strategy"] = spec.name
+    metrics["params"] = full_params(spec)
     metrics["source"] = market_data.source
     metrics["synthetic"] = bool(market_data.synthetic)
     metrics["symbols"] = len(market_data.bars)
+    metrics["universe"] = universe.rule
+    left = _left_universe(log.decisions, members)
+    if left:
+        notes.append(
+            f"Sold because they left the universe: {len(left)} holding(s), e.g. "
+            + ", ".join(left[:8])
+        )
     notes.extend(log.rejected[:20])
+    decided = [d for d in log.decisions if d.session is not None]
     return BacktestResult(
         config=config,
-        strategy=strategy,
+        strategy=spec,
         data=market_data,
         history=history,
         trade_from=trade_from,
@@ -201,11 +221,29 @@ def run_backtest(
         benchmark=benchmark,
         orders=orders,
         decisions=decisions_frame(log),
-        decided={r.session: r.targets for r in log.decisions},
-        holdings={r.session: r.holdings for r in log.decisions},
+        decided={d.session: d.targets for d in decided},
+        holdings={d.session: d.book for d in decided},
         metrics=metrics,
         notes=notes,
+        members=members,
+        universe=universe.rule,
     )
+
+
+def _left_universe(decisions: list[BarDecision], members: pd.DataFrame | None) -> list[str]:
+    """"SYMBOL on DATE" for each holding a decision sold while it was not a member."""
+    if members is None:
+        return []
+    found = []
+    for record in decisions:
+        if record.session is None or not record.targets:
+            continue
+        row = members.loc[record.session] if record.session in members.index else None
+        for symbol, size in record.targets.items():
+            held = record.book.get(symbol, 0.0)
+            if row is not None and held and size == 0 and not bool(row.get(symbol, True)):
+                found.append(f"{symbol} on {record.session.date()}")
+    return found
 
 
 def _held(history: pd.DataFrame, trade_from: pd.Timestamp) -> int:
@@ -226,7 +264,7 @@ def _notes(
     if start is not None and trade_from > start:
         yield f"Trading starts {trade_from.date()}, after the warm-up the strategy needs."
     for name, problem in sorted(data.problems.items()):
-        yield f"Not loaded: {name}: {problem}"
+        yield f"{'Repaired' if name in data.bars else 'Not loaded'}: {name}: {problem}"
 
 
 def write_outputs(result: BacktestResult, out_dir: str | Path) -> Path:

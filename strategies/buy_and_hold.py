@@ -1,38 +1,25 @@
-"""buy_and_hold: equal weights of every symbol on the first decision, then never trade."""
+"""buy_and_hold: equal weights of every listed symbol at the first bar, then never trade."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+import backtrader as bt
 
-import pandas as pd
-
-from strategies.base import Strategy
+from strategies.rebalance import equal_weights, order_target_weights
+from strategies.universe import is_member
 
 
-@dataclass(frozen=True)
-class BuyAndHoldParams:
-    pass
+class BuyAndHold(bt.Strategy):
+    """The baseline: buys the universe once, in equal weights (again while nothing is held,
+    e.g. when the first orders could not be filled)."""
 
-
-class BuyAndHold(Strategy):
-    """The baseline: buys the universe once, in equal weights."""
-
-    name = "buy_and_hold"
-    Params = BuyAndHoldParams
-
-    def targets(
-        self,
-        history: pd.DataFrame,
-        holdings: Mapping[str, float],
-        session: pd.Timestamp,
-        state: Any,
-    ) -> dict[str, float] | None:
-        if holdings:
-            return None  # already invested: hold
-        last = history["close"].iloc[-1]
-        tradable = sorted(str(s) for s in last.index[last.notna()])
-        if not tradable:
-            return None
-        return {symbol: 1.0 / len(tradable) for symbol in tradable}
+    def next(self) -> None:
+        if any(self.getposition(d).size for d in self.datas):
+            return
+        listed = getattr(self.data0.lines, "listed", None)
+        names = [
+            d._name
+            for d in self.datas
+            if is_member(d) and (listed is None or d.lines.listed[0] == 1.0)
+        ]
+        if names:
+            order_target_weights(self, equal_weights(names))

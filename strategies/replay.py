@@ -1,0 +1,89 @@
+"""An exported module's decision: replay the Backtrader class on the bars before `now`.
+
+The decision for session t is what the strategy's `next()` asks for at bar t-1, with the
+account's book (shares and cash) in place at that bar. The class is replayed over the last
+`warmup` completed bars: enough for its indicators to reach the values they had in the
+backtest (the exporter measures how many; see `tradeship export`). Internal state that a
+strategy sets from fills long before the window cannot be recovered by a replay:
+`tradeship verify-parity` shows it as mismatches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import backtrader as bt
+import pandas as pd
+
+from strategies.base import LookaheadError, decision_session
+from strategies.context import RunContext
+from strategies.engine import run_strategy_class
+from strategies.forecast import Forecaster, ProphetForecaster
+from strategies.recorder import CASH, BarDecision
+
+
+def book_value(book: Mapping[str, float], history: pd.DataFrame) -> float:
+    """Cash plus every position at the last completed close."""
+    closes = history["close"].iloc[-1]
+    value = float(book.get(CASH, 0.0))
+    for symbol, size in book.items():
+        if symbol != CASH and size:
+            value += float(size) * float(closes[symbol])
+    return value
+
+
+def replay_bar(
+    cls: type[bt.Strategy],
+    params: Mapping[str, Any],
+    history: pd.DataFrame,
+    book: Mapping[str, float],
+    now: Any,
+    *,
+    warmup: int | None = None,
+    forecaster: Forecaster | None = None,
+    fill: str = "open",
+    cash_buffer: float = 0.01,
+    fractional: bool = False,
+    members: pd.DataFrame | None = None,
+) -> BarDecision | None:
+    """What `cls` asks for at the last bar of `history`, for the session of `now`."""
+    session = decision_session(now)
+    if not len(history.index):
+        raise ValueError("no completed bars to decide on")
+    last = pd.Timestamp(history.index[-1])
+    if last >= session:
+        raise LookaheadError(
+            f"history ends {last.date()}, but a decision for {session.date()} may only read "
+            "bars before it"
+        )
+    window = history.iloc[-int(warmup) :] if warmup else history
+    unknown = sorted(s for s in book if s != CASH and s not in set(window["close"].columns))
+    if unknown:
+        raise ValueError(f"the book holds {', '.join(unknown)}, which the history does not cover")
+    context = RunContext(
+        forecaster=forecaster or ProphetForecaster(),
+        fill=fill,
+        cash_buffer=cash_buffer,
+        fractional=fractional,
+    )
+    run = run_strategy_class(
+        cls,
+        params,
+        window,
+        context=context,
+        members=members,
+        after_last=session,
+        book=dict(book),
+        cash=max(book_value(book, window), 1.0),
+    )
+    decisions = run.log.decisions
+    if decisions and decisions[-1].bar == last:
+        return decisions[-1]
+    return None
+
+
+def replay_decision(*args: Any, **kwargs: Any) -> dict[str, float] | None:
+    """Target shares per symbol `next()` asked to change at the last bar (None: nothing)."""
+    decision = replay_bar(*args, **kwargs)
+    return None if decision is None else decision.targets
