@@ -16,6 +16,7 @@ from tradeship.options import (
     add_forecast_options,
     add_strategy_options,
     backtest_config,
+    money,
     open_forecaster,
     parse_symbols,
     progress_bar,
@@ -145,18 +146,24 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     )
     add_strategy_options(bt)
     add_data_options(bt, settings)
-    bt.add_argument("--cash", type=float, default=100_000.0, help="starting cash (default 100000)")
+    bt.add_argument(
+        "--cash",
+        type=money("--cash", positive=True),
+        default=100_000.0,
+        help="starting cash (default 100000)",
+    )
     bt.add_argument(
         "--commission",
-        type=float,
+        type=money("--commission"),
         default=0.0,
         help="commission as a fraction of traded value (Alpaca: 0)",
     )
     bt.add_argument(
         "--slippage",
-        type=float,
+        type=money("--slippage"),
         default=0.0,
-        help="slippage as a fraction of price, against each fill (e.g. 0.0005)",
+        help="slippage as a fraction of price, against each fill at the open or the close, "
+        "in full even past the bar's high/low (e.g. 0.0005)",
     )
     bt.add_argument(
         "--fill",

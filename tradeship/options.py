@@ -109,10 +109,40 @@ def open_forecaster(args: argparse.Namespace, settings: Settings):
     return FastForecaster(cache=cache, workers=workers, progress=progress)
 
 
+def money(name: str, *, positive: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number >= 0 (> 0 with `positive`), named in the error."""
+
+    def parse(text: str) -> float:
+        from backtests.broker import require_non_negative
+
+        try:
+            return require_non_negative(name, text, positive=positive)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = name  # argparse names the type in its messages
+    return parse
+
+
+def check_date_range(start: str | None, end: str | None) -> None:
+    """--start after --end is an error naming the dates as the user typed them."""
+    if not (start and end):
+        return
+    import pandas as pd
+
+    try:
+        first, last = pd.Timestamp(start), pd.Timestamp(end)
+    except ValueError:
+        raise ValueError(f"--start {start!r} / --end {end!r}: use YYYY-MM-DD dates") from None
+    if first > last:
+        raise ValueError(f"--start {start} is after --end {end}: swap them")
+
+
 def backtest_config(args: argparse.Namespace, **extra):
     """A BacktestConfig from the strategy and data options every command shares."""
     from backtests.runner import BacktestConfig
 
+    check_date_range(args.start, args.end)
     return BacktestConfig(
         strategy=args.strategy,
         params=strategy_params(args),
