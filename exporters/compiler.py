@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from exporters.collect import PROJECT_PACKAGES, ExportError, ModuleSource, collect
 from exporters.collect import third_party_pins as _pins
 from exporters.embed import bootstrap_source
+from exporters.secrets import source_findings
 from marketdata.load import SOURCE_MODULES
 
 __all__ = [
@@ -280,6 +281,13 @@ def compile_strategy(spec: ExportSpec, version: str) -> CompiledModule:
     roots = [module_name, *(SOURCE_MODULES[kind] for kind in carried)]
     found = collect(roots, entry_text=draft_entry, omit=omitted)
     modules = found.modules
+    leaks = [line for m in modules for line in source_findings(m.name, m.text)]
+    if leaks:
+        raise ExportError(
+            "refusing to embed source that looks like it holds a secret ("
+            + "; ".join(leaks)
+            + "): read credentials from APCA_* environment variables instead"
+        )
     requirements = _pins(found.third_party | ALWAYS_PINNED)
     source_sha = _source_hash(modules)
     entry = entry_point(spec, source_sha, contract)

@@ -28,6 +28,7 @@ def bootstrap_source() -> str:
 
 # --- embedded importer: begin ---
 import importlib.abc  # noqa: E402
+import importlib.machinery  # noqa: E402
 import importlib.util  # noqa: E402
 import linecache  # noqa: E402
 import sys  # noqa: E402
@@ -53,6 +54,9 @@ class EmbeddedImporter(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname in self.omitted:
+            # a process that has it on disk (tradeship itself) keeps it; elsewhere: say why
+            if importlib.machinery.PathFinder.find_spec(fullname, path) is not None:
+                return None
             raise ModuleNotFoundError(self.omitted[fullname], name=fullname)
         if fullname not in self.modules:
             return None

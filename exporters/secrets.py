@@ -22,6 +22,8 @@ SECRET_VALUE_PATTERNS = (
     re.compile(r"(?i)\b(?:secret|password|token)\s*[=:]\s*\S{8,}"),
     re.compile(r"(?i)AccountKey=[A-Za-z0-9+/=]{20,}"),  # Azure storage connection strings
 )
+# In code, `token = next(tokens)` is ordinary: source is checked for key shapes only.
+SOURCE_PATTERNS = tuple(p for i, p in enumerate(SECRET_VALUE_PATTERNS) if i != 3)
 
 
 def secret_findings(items: Iterable[tuple[str, str]]) -> list[str]:
@@ -37,3 +39,12 @@ def secret_findings(items: Iterable[tuple[str, str]]) -> list[str]:
                 found.append(f"{where}: the value looks like a credential")
                 break
     return found
+
+
+def source_findings(name: str, text: str) -> list[str]:
+    """Lines of module `name` holding something shaped like a key (never the value itself)."""
+    return [
+        f"{name}, line {number}: it looks like a credential"
+        for number, line in enumerate(text.splitlines(), 1)
+        if any(pattern.search(line) for pattern in SOURCE_PATTERNS)
+    ]
