@@ -2,9 +2,11 @@
 
 A forecast is a pure function of its inputs, so an entry is keyed by a SHA-256 of every one
 of them: the symbol, the exact window (dates and prices, hashed from their bytes), the
-target date, every field of `ProphetSettings`, and the installed Prophet and cmdstanpy
-versions. Change any of them and the key changes; nothing else changes it (not the Series'
-name, its index frequency or the datetime unit pandas chose for it).
+target date, every field of `ProphetSettings` (the fitter included), and the versions of
+what fits: Prophet and cmdstanpy for fitter "prophet", numpy and
+`strategies.fast_prophet.FAST_FIT_VERSION` for fitter "fast". Change any of them and the
+key changes; nothing else changes it (not the Series' name, its index frequency or the
+datetime unit pandas chose for it).
 
 Layout: ``ROOT/ab/abcdef....json``, one small JSON file per forecast holding the value as
 ``float.hex`` (bit-exact, NaN and infinities included) and the key it was written for.
@@ -36,6 +38,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from marketdata.cache import cache_root
+from strategies.fast_prophet import FAST_FIT_VERSION
 from strategies.forecast import ForecastRequest
 
 KEY_FORMAT = "tradeship-forecast-v1"  # bump when the key or entry layout changes
@@ -45,27 +49,27 @@ LOW_WATER = 0.9  # eviction stops at this fraction of max_bytes
 ENTRY_SUFFIX = ".json"
 TMP_PREFIX = ".tmp-"
 STALE_TMP_SECONDS = 3600.0  # a temporary file this old belongs to a writer that died
-VERSIONED_LIBRARIES = ("prophet", "cmdstanpy")
+VERSIONED_LIBRARIES = {"prophet": ("prophet", "cmdstanpy"), "fast": ("numpy",)}
 
 log = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
-    """``Settings().cache_dir / "forecasts"`` (TRADESHIP_CACHE_DIR, default ~/.cache/tradeship)."""
-    from tradeship.settings import Settings
-
-    return Path(Settings().cache_dir).expanduser() / "forecasts"
+    """``cache_root() / "forecasts"`` (TRADESHIP_CACHE_DIR, default ~/.cache/tradeship)."""
+    return cache_root() / "forecasts"
 
 
 @functools.cache
-def library_versions() -> tuple[tuple[str, str], ...]:
-    """Versions of the libraries that compute a forecast (read without importing them)."""
+def library_versions(fitter: str = "prophet") -> tuple[tuple[str, str], ...]:
+    """Versions of what computes a forecast with `fitter` (read without importing it)."""
     versions = []
-    for name in VERSIONED_LIBRARIES:
+    for name in VERSIONED_LIBRARIES[fitter]:
         try:
             versions.append((name, importlib.metadata.version(name)))
         except importlib.metadata.PackageNotFoundError:
             versions.append((name, "not-installed"))
+    if fitter == "fast":
+        versions.append(("tradeship-fast-prophet", FAST_FIT_VERSION))
     return tuple(versions)
 
 
@@ -88,7 +92,9 @@ def forecast_key(
         digest.update(payload)
 
     field("format", KEY_FORMAT.encode())
-    for name, version in library_versions() if versions is None else versions:
+    if versions is None:
+        versions = library_versions(request.settings.fitter)
+    for name, version in versions:
         field(f"version:{name}", version.encode("utf-8"))
     field("symbol", str(request.symbol).encode("utf-8"))
     window = request.window

@@ -34,6 +34,7 @@ from strategies.forecast import (
     ProphetSettings,
     prophet_forecast,
     quiet_prophet_logs,
+    with_fitter,
 )
 
 __all__ = ["FastForecaster", "ForecastCache", "default_cache_dir", "resolve_workers"]
@@ -64,6 +65,8 @@ def _init_worker() -> None:
     plot_log.setLevel(logging.CRITICAL)
     try:
         import prophet  # noqa: F401
+    except ImportError:
+        pass  # fitter "fast" needs no prophet; a "prophet" fit reports the import itself
     finally:
         plot_log.setLevel(level)
 
@@ -99,6 +102,8 @@ class FastForecaster:
     cache: where forecasts are looked up and stored; None disables caching.
     workers: processes fitting misses (None or 0 = `os.cpu_count()`, 1 = in this process).
     progress: anything with ``update(n)`` (a tqdm bar); advanced by one per fit.
+    fitter: None keeps each request's own fitter; "prophet" or "fast" overrides it for
+    every request (so the cache key and the fit agree).
 
     ``stats`` counts requests, cache hits, fits and the seconds spent fitting (summed over
     workers). The worker pool is created at the first miss and reused by later calls; end
@@ -111,7 +116,10 @@ class FastForecaster:
         cache: ForecastCache | None = None,
         workers: int | None = None,
         progress: ProgressBar | None = None,
+        fitter: str | None = None,
     ) -> None:
+        with_fitter([], fitter)  # checks the name now, not at the first forecast
+        self.fitter = fitter
         self.cache = cache
         self.workers = resolve_workers(workers)
         self.progress = progress
@@ -121,7 +129,9 @@ class FastForecaster:
         self._finalizer: weakref.finalize | None = None
 
     def __repr__(self) -> str:
-        return f"FastForecaster(cache={self.cache!r}, workers={self.workers})"
+        return (
+            f"FastForecaster(cache={self.cache!r}, workers={self.workers}, fitter={self.fitter!r})"
+        )
 
     def reset_stats(self) -> None:
         self.stats = {"requests": 0, "hits": 0, "fits": 0, "fit_seconds": 0.0}
@@ -153,6 +163,7 @@ class FastForecaster:
 
     def forecast_many(self, requests: Sequence[ForecastRequest]) -> list[float]:
         """yhat for each request, in order: cache hits first, then the misses fitted."""
+        requests = with_fitter(requests, self.fitter)
         results: list[float | None] = [None] * len(requests)
         misses: dict[str, list[int]] = {}  # key -> positions asking for it
         self.stats["requests"] += len(requests)

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from marketdata.adjust import adjust_bars
+from marketdata.cache import DataCache, LoadedData
 from marketdata.calendar import calendar_day
 from marketdata.errors import DataError
 from marketdata.validate import validate_bars
@@ -151,6 +152,7 @@ def load(
     end: Any = None,
     *,
     cache_dir: str | Path | None = None,
+    cache: DataCache | None = None,
 ) -> MarketData:
     """Load validated, split/dividend-adjusted daily bars for ``symbols`` in [start, end].
 
@@ -159,6 +161,8 @@ def load(
     For yfinance an empty, partial or stale answer raises ``DataError`` naming the
     symbols instead (a download gap must never pass silently).
     ``cache_dir`` is used by yfinance only (default ~/.cache/tradeship/yfinance).
+    ``cache``: a `marketdata.cache.DataCache` to reuse an identical earlier load from
+    (same source content, symbols, range and code; see marketdata.cache); None: read.
     """
     spec = parse_source(source)
     first, last = _load_day(start, "start"), _load_day(end, "end")
@@ -166,6 +170,41 @@ def load(
         raise DataError(f"start {first.date()} is after end {last.date()}")
     wanted = _load_symbols(symbols)
 
+    key = None
+    if cache is not None and spec.kind in ("demo", "parquet", "csv"):
+        where = None if spec.kind == "demo" else _load_existing(spec.location or "", spec.kind)
+        key = cache.key(spec.kind, where, wanted, first, last)
+    hit = cache.get(key) if cache is not None and key is not None else None
+    if hit is None:
+        loaded = _read_checked(spec, wanted, first, last, cache_dir)
+        if cache is not None and key is not None and loaded.bars:
+            cache.put(key, loaded)
+    else:
+        loaded = hit
+    bars, problems, label, synthetic = loaded
+    if problems:
+        log = logging.getLogger("tradeship.marketdata")
+        for sym, message in problems.items():
+            # Rejections are warnings; repairs of loaded symbols are informational.
+            log.log(logging.INFO if sym in bars else logging.WARNING, "%s", message)
+    if not bars:
+        shown = "; ".join(list(problems.values())[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise DataError(
+            f"nothing loaded from {label}: {shown or 'the source has no symbols'}{more}",
+            symbols=list(problems),
+        )
+    return MarketData(bars=bars, problems=problems, source=label, synthetic=synthetic)
+
+
+def _read_checked(
+    spec: SourceSpec,
+    wanted: list[str] | None,
+    first: pd.Timestamp | None,
+    last: pd.Timestamp | None,
+    cache_dir: str | Path | None,
+) -> LoadedData:
+    """Read, validate, adjust and clip: the work `load` caches."""
     problems: dict[str, str] = {}
     raw: dict[str, tuple[pd.DataFrame, str]] = {}
     synthetic = False
@@ -223,17 +262,4 @@ def load(
         if sym not in raw and sym not in problems:
             problems[sym] = f"{sym}: not found in {label}"
 
-    problems = dict(sorted(problems.items()))
-    if problems:
-        log = logging.getLogger("tradeship.marketdata")
-        for key, message in problems.items():
-            # Rejections are warnings; repairs of loaded symbols are informational.
-            log.log(logging.INFO if key in bars else logging.WARNING, "%s", message)
-    if not bars:
-        shown = "; ".join(list(problems.values())[:5])
-        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise DataError(
-            f"nothing loaded from {label}: {shown or 'the source has no symbols'}{more}",
-            symbols=list(problems),
-        )
-    return MarketData(bars=bars, problems=problems, source=label, synthetic=synthetic)
+    return LoadedData(bars, dict(sorted(problems.items())), label, synthetic)

@@ -4,17 +4,27 @@ Backtests, the Backtrader indicator, the forecast cache and exported modules all
 `prophet_forecast`, so a forecast for a given window is the same number everywhere.
 A `Forecaster` decides *how* forecasts are produced (serially here; cached and in parallel
 in backtests), never *what* they are.
+
+Two fitters compute the same model: "prophet" (Prophet itself, through cmdstan: the
+default) and "fast" (`strategies.fast_prophet`: Prophet's model and Stan's optimizer ported
+to numpy, in-process, with no prophet or cmdstan installed). The fitter is a field of
+`ProphetSettings`, so it is part of every forecast's cache key, and a forecaster built with
+``fitter=`` applies it to every request it serves (`with_fitter`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
 import pandas as pd
+
+from strategies.fast_prophet import forecast as fast_forecast
+
+FITTERS = ("prophet", "fast")
 
 
 @dataclass(frozen=True)
@@ -26,6 +36,11 @@ class ProphetSettings:
     yearly_seasonality: bool = False
     seasonality_mode: str = "additive"
     uncertainty_samples: int = 0  # no sampling: decisions read yhat only
+    fitter: str = "prophet"  # "prophet" (cmdstan) or "fast" (in-process, strategies.fast_prophet)
+
+    def __post_init__(self) -> None:
+        if self.fitter not in FITTERS:
+            raise ValueError(f"unknown fitter {self.fitter!r}; use one of: {', '.join(FITTERS)}")
 
 
 @dataclass(frozen=True)
@@ -36,6 +51,23 @@ class ForecastRequest:
     window: pd.Series
     target: pd.Timestamp
     settings: ProphetSettings
+
+
+def with_fitter(requests: Sequence[ForecastRequest], fitter: str | None) -> list[ForecastRequest]:
+    """`requests` with their settings' fitter set to `fitter` (None: left as they are).
+
+    The one place a forecaster's fitter choice meets a strategy's settings.
+    """
+    if fitter is None:
+        return list(requests)
+    if fitter not in FITTERS:
+        raise ValueError(f"unknown fitter {fitter!r}; use one of: {', '.join(FITTERS)}")
+    return [
+        replace(r, settings=replace(r.settings, fitter=fitter))
+        if r.settings.fitter != fitter
+        else r
+        for r in requests
+    ]
 
 
 class Forecaster(Protocol):
@@ -58,17 +90,33 @@ def quiet_prophet_logs() -> None:
 
 
 def prophet_forecast(window: pd.Series, target: pd.Timestamp, settings: ProphetSettings) -> float:
-    """Fit Prophet on `window` (date-indexed prices) and return yhat at `target`.
+    """Fit Prophet's model on `window` (date-indexed prices) and return yhat at `target`.
 
     The fit sees exactly the window it is given: callers cut the window at the decision
-    time, which is what keeps forecasts free of lookahead.
+    time, which is what keeps forecasts free of lookahead. `settings.fitter` picks who fits.
     """
-    quiet_prophet_logs()
-    from prophet import Prophet  # imported here: importing prophet costs ~1 s
-
     values = np.asarray(window.to_numpy(), dtype="float64")
     if values.size < 2 or not np.all(np.isfinite(values)):
         raise ValueError(f"cannot fit a forecast on {values.size} bars with missing prices")
+    dates = pd.DatetimeIndex(window.index)
+    if dates.tz is not None:
+        dates = dates.tz_localize(None)
+    when = pd.Timestamp(target)
+    if when.tzinfo is not None:
+        when = when.tz_localize(None)
+    if settings.fitter == "fast":
+        return fast_forecast(
+            dates.as_unit("ns").asi8,
+            values,
+            int(when.as_unit("ns").value),
+            changepoint_prior_scale=settings.changepoint_prior_scale,
+            weekly_seasonality=settings.weekly_seasonality,
+            yearly_seasonality=settings.yearly_seasonality,
+            seasonality_mode=settings.seasonality_mode,
+        )
+    quiet_prophet_logs()
+    from prophet import Prophet  # imported here: importing prophet costs ~1 s
+
     model = Prophet(
         changepoint_prior_scale=settings.changepoint_prior_scale,
         weekly_seasonality=settings.weekly_seasonality,
@@ -77,14 +125,23 @@ def prophet_forecast(window: pd.Series, target: pd.Timestamp, settings: ProphetS
         seasonality_mode=settings.seasonality_mode,
         uncertainty_samples=settings.uncertainty_samples,
     )
-    frame = pd.DataFrame({"ds": pd.DatetimeIndex(window.index).tz_localize(None), "y": values})
-    model.fit(frame)
-    future = pd.DataFrame({"ds": [pd.Timestamp(target).tz_localize(None)]})
+    model.fit(pd.DataFrame({"ds": dates, "y": values}))
+    future = pd.DataFrame({"ds": [when]})
     return float(model.predict(future)["yhat"].iloc[0])
 
 
 class ProphetForecaster:
-    """Fits every request in turn, no cache: the reference way, and the one live runs use."""
+    """Fits every request in turn, no cache: the reference way, and the one live runs use.
+
+    fitter: None keeps each request's own fitter; "prophet" or "fast" overrides it.
+    """
+
+    def __init__(self, fitter: str | None = None) -> None:
+        with_fitter([], fitter)  # checks the name now, not at the first forecast
+        self.fitter = fitter
 
     def forecast_many(self, requests: Sequence[ForecastRequest]) -> list[float]:
-        return [prophet_forecast(r.window, r.target, r.settings) for r in requests]
+        return [
+            prophet_forecast(r.window, r.target, r.settings)
+            for r in with_fitter(requests, self.fitter)
+        ]
