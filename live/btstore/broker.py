@@ -91,6 +91,7 @@ class AlpacaBroker(BrokerBase):
     """
 
     params = (
+        ("journal", None),  # a live.journal Journal: runs and orders, as run() journals them
         ("use_positions", True),
         ("strategy_id", "backtrader"),
         ("order_poll", 5.0),
@@ -116,6 +117,8 @@ class AlpacaBroker(BrokerBase):
         self._stale = False
         self._next_order_poll = 0.0
         self.sent: list[dict[str, Any]] = []  # every order handed to Alpaca, in order
+        self._journal_runs: dict[str, str] = {}  # slot -> journal run id
+        self._journaled_status: dict[str, str] = {}  # client order id -> last broker status
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -312,12 +315,50 @@ class AlpacaBroker(BrokerBase):
             return
 
     # -- sending -----------------------------------------------------------------------------
-    def _refuse(self, order: Order, reason: str) -> Order:
+    def _refuse(self, order: Order, reason: str, slot: str | None = None) -> Order:
         order.addinfo(reason=reason)
         order.reject(self)
         self.notify(order)
         self.store.put_notification(f"order refused: {reason}")
+        run_id = self._journal_run(slot)
+        if run_id is not None:
+            self.p.journal.update_run(run_id, status="blocked", message=f"refused: {reason}")
         return order
+
+    # -- the journal (same records as an exported run(): `tradeship journal` shows both) ------
+    def _journal_run(self, slot: str | None) -> str | None:
+        """The journal run of a live slot (started at its first order), or None."""
+        if self.p.journal is None or slot is None:
+            return None
+        if slot not in self._journal_runs:
+            from live.journal import new_run_id
+
+            run_id = new_run_id(slot)
+            self.p.journal.start_run(
+                {
+                    "run_id": run_id,
+                    "strategy_id": self.p.strategy_id,
+                    "slot": slot,
+                    "as_of": dt.datetime.now(dt.UTC).isoformat(),
+                    "dry_run": False,
+                    "strategy_hash": "",
+                    "message": "tradeship live (Backtrader)",
+                }
+            )
+            self._journal_runs[slot] = run_id
+        return self._journal_runs[slot]
+
+    def _journal_order(self, tracked: Tracked, **fields: Any) -> None:
+        run_id = self._journal_run(tracked.slot)
+        if run_id is None:
+            return
+        coid = tracked.planned.client_order_id
+        status = fields.get("broker_status")
+        if status is not None:
+            self._journaled_status[coid] = status
+        self.p.journal.update_order(run_id, coid, **fields)
+        count = sum(1 for t in self._tracked.values() if t.slot == tracked.slot)
+        self.p.journal.update_run(run_id, status="done", message=f"{count} order(s)")
 
     def _place(self, order: Order, parent: Any, transmit: bool) -> Order:
         data = order.data
@@ -335,14 +376,14 @@ class AlpacaBroker(BrokerBase):
                 f"{symbol}: the bar is not live (data status {status}): orders are only "
                 "sent on the latest completed session, never during backfill",
             )
+        bar_day = self.store.current_bar_day()
+        slot = self.store.next_session(bar_day).strftime("%Y%m%d")
         refusal = trading_refusal(self.settings, self.account)
         if refusal:
-            return self._refuse(order, f"{symbol}: {refusal}")
+            return self._refuse(order, f"{symbol}: {refusal}", slot)
         qty = round(abs(float(order.created.size)), 6)
         if qty <= 0:
             return self._refuse(order, f"{symbol}: quantity {order.created.size} rounds to 0")
-        bar_day = self.store.current_bar_day()
-        slot = self.store.next_session(bar_day).strftime("%Y%m%d")
         self._slot_seq[(slot, symbol, side)] += 1
         seq = self._slot_seq[(slot, symbol, side)]
         slot_key = slot if seq == 1 else f"{slot}-{seq}"
@@ -361,12 +402,24 @@ class AlpacaBroker(BrokerBase):
         prior = self._slot_orders[slot]
         breached = sorted(set(self._risk(prior + [planned])) - set(self._risk(prior)))
         if breached:
-            return self._refuse(order, "risk limits: " + "; ".join(breached))
+            return self._refuse(order, "risk limits: " + "; ".join(breached), slot)
         order.addinfo(client_order_id=planned.client_order_id, slot=slot)
         order.submit(self)
         self.notify(order)
         tracked = Tracked(order, planned, slot)
         self._tracked[planned.client_order_id] = tracked
+        run_id = self._journal_run(slot)
+        if run_id is not None:  # journaled before it is sent, like run()'s orders
+            self.p.journal.record_order(
+                run_id,
+                {
+                    "client_order_id": planned.client_order_id,
+                    "symbol": symbol,
+                    "side": side,
+                    "qty": qty,
+                    "state": "planned",
+                },
+            )
         self._send(tracked)
         return order
 
@@ -384,9 +437,11 @@ class AlpacaBroker(BrokerBase):
             self.rest.fresh_budget()
             answer = self.rest.submit_once(planned)
         except BrokerRejected as exc:
+            self._journal_order(tracked, state="rejected", answer=str(exc))
             self._finish(tracked, "reject", str(exc))
             return
         except BrokerError as exc:
+            self._journal_order(tracked, state="unknown")
             tracked.unsent = True
             tracked.resend_at = self.rest._monotonic() + float(self.p.resend_after)
             self.store.put_notification(
@@ -396,6 +451,13 @@ class AlpacaBroker(BrokerBase):
             return
         tracked.unsent = False
         outcome = answer.get("outcome")
+        self._journal_order(
+            tracked,
+            state="sent" if outcome != "already_traded_in_slot" else "rejected",
+            broker_order_id=answer.get("id"),
+            broker_status=answer.get("status"),
+            answer={k: str(v) for k, v in answer.items()},
+        )
         if outcome == "already_traded_in_slot":
             self._finish(
                 tracked,
@@ -437,10 +499,14 @@ class AlpacaBroker(BrokerBase):
             return
         if found is None:
             tracked.unsent = False
+            self._journal_order(tracked, state="never_sent")
             self._finish(tracked, "expire", "never reached Alpaca before its session ended")
             return
         tracked.unsent = False
         tracked.answer = {**found, "outcome": "already_submitted"}
+        self._journal_order(
+            tracked, state="sent", broker_order_id=found["id"], broker_status=found["status"]
+        )
         self._slot_orders[tracked.slot].append(tracked.planned)
 
     # -- status and fills (Cerebro calls next() before each strategy next) -----------------------
@@ -485,6 +551,8 @@ class AlpacaBroker(BrokerBase):
         answer = tracked.answer
         order = tracked.order
         status = str(answer["status"])
+        if self._journaled_status.get(tracked.planned.client_order_id, status) != status:
+            self._journal_order(tracked, broker_status=status)
         if order.status == Order.Submitted and status not in ("rejected", "suspended"):
             order.accept(self)
             self.notify(order)

@@ -65,10 +65,35 @@ def strategy_id_for(name: str, params: dict, symbols: list[str]) -> str:
     return f"{name}-{digest}"
 
 
-def default_backfill_from(warmup_bars: int, today: dt.date | None = None) -> dt.date:
-    """Early enough for `warmup_bars` sessions before today (as live runs load them)."""
-    today = today or dt.date.today()
+def default_backfill_from(warmup_bars: int, today: dt.date) -> dt.date:
+    """Early enough for `warmup_bars` sessions before `today`, the broker's date (never the
+    machine's: a sandbox on a simulated 2011 would otherwise backfill from this year)."""
     return today - dt.timedelta(days=int(warmup_bars * 1.5) + 30)
+
+
+def broker_today(store) -> dt.date:
+    """The date of the broker's clock (Alpaca's /v2/clock; the sandbox's simulated clock)."""
+    return store.rest.clock()["timestamp"].date()
+
+
+def check_dates(backfill_from: dt.date, until: dt.date | None, today: dt.date) -> None:
+    """--until before the backfill start, or before the broker's date, cannot trade: refuse."""
+    if backfill_from > today:
+        raise ValueError(
+            f"--backfill-from {backfill_from} is after the broker's date {today}: "
+            "choose an earlier date"
+        )
+    if until is None:
+        return
+    if until < backfill_from:
+        raise ValueError(
+            f"--until {until} is before the backfill start {backfill_from}: nothing would run"
+        )
+    if until < today:
+        raise ValueError(
+            f"--until {until} is before the broker's date {today}: the run would only replay "
+            "history and never trade; leave --until out or choose a later date"
+        )
 
 
 def build_live_cerebro(
@@ -79,6 +104,7 @@ def build_live_cerebro(
     strategy_id: str,
     backfill_from: dt.date,
     until: dt.date | None = None,
+    journal=None,
     qcheck: float = 0.5,
     driver=None,
     log=None,
@@ -96,7 +122,9 @@ def build_live_cerebro(
     # quicknotify: an order's status reaches notify_order when Alpaca answers, not a day
     # later with the next bar (Backtrader's default, right for backtests only)
     cerebro = bt.Cerebro(stdstats=False, maxcpus=1, quicknotify=True)
-    cerebro.setbroker(store.getbroker(strategy_id=strategy_id, order_poll=order_poll))
+    cerebro.setbroker(
+        store.getbroker(strategy_id=strategy_id, order_poll=order_poll, journal=journal)
+    )
     start = dt.datetime.combine(backfill_from, dt.time(0))
     end = dt.datetime.combine(until, dt.time(0)) if until else None
     for symbol in symbols:
@@ -166,6 +194,7 @@ def cmd_live(args: argparse.Namespace, settings: Settings) -> int:
     from backtests.runner import build_strategy
     from live.alpaca_broker import BrokerError
     from live.btstore import AlpacaStore
+    from live.journal import open_journal
     from live.settings import LiveSettings
     from strategies.bt_driver import DriverLog
     from strategies.registry import full_params
@@ -179,11 +208,6 @@ def cmd_live(args: argparse.Namespace, settings: Settings) -> int:
         strategy = build_strategy(args.strategy, strategy_params(args), forecaster)
         name = strategy.name if ":" not in args.strategy else args.strategy
         strategy_id = strategy_id_for(name, full_params(strategy), symbols)
-        backfill_from = (
-            dt.date.fromisoformat(args.backfill_from)
-            if args.backfill_from
-            else default_backfill_from(strategy.warmup_bars())
-        )
         try:
             live_settings = LiveSettings()
             store = AlpacaStore(
@@ -193,9 +217,16 @@ def cmd_live(args: argparse.Namespace, settings: Settings) -> int:
                 settle=dt.timedelta(minutes=args.settle_minutes),
                 data_feed=args.feed,
             )
+            today = broker_today(store)
         except BrokerError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+        backfill_from = (
+            dt.date.fromisoformat(args.backfill_from)
+            if args.backfill_from
+            else default_backfill_from(strategy.warmup_bars(), today)
+        )
+        check_dates(backfill_from, until, today)
         print(
             f"{strategy_id}: {len(symbols)} symbol(s), backfill from {backfill_from}, "
             f"broker {store.settings.base_url} ({'paper' if store.settings.paper else 'LIVE'})",
@@ -209,6 +240,7 @@ def cmd_live(args: argparse.Namespace, settings: Settings) -> int:
             strategy_id=strategy_id,
             backfill_from=backfill_from,
             until=until,
+            journal=open_journal(live_settings.journal or None),
             driver=_printing_driver(),
             log=log,
             order_poll=max(1.0, min(args.poll, 5.0)),
