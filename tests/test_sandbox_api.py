@@ -87,8 +87,11 @@ def ny(text: str) -> dt.datetime:
 def test_fresh_account_clock_calendar(client):
     account = client.get_account()
     assert account.status.value == "ACTIVE"
-    assert float(account.cash) == float(account.equity) == float(account.buying_power) == 100_000
+    assert float(account.cash) == float(account.equity) == 100_000
     assert float(account.last_equity) == 100_000
+    # a margin account, as Alpaca's paper accounts: Reg T buying power, shorting
+    assert account.multiplier == "2" and account.shorting_enabled
+    assert float(account.buying_power) == 200_000
 
     clock = client.get_clock()
     assert clock.timestamp == ny(f"{DAY}T15:00")
@@ -105,36 +108,50 @@ def test_fresh_account_clock_calendar(client):
     assert client.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL)) == []
 
 
-def test_market_order_fills_at_the_session_open(client):
-    open_price = bar("SYN001", DAY)["open"]
+def test_market_order_during_the_session_is_accepted_then_new_then_filled_at_the_close(
+    sandbox, client
+):
+    close_price = bar("SYN001", DAY)["close"]
     order = buy(client, "SYN001", 10, client_order_id="fill-1")
+    assert order.status == OrderStatus.ACCEPTED and order.filled_at is None  # as on Alpaca
+    assert order.client_order_id == "fill-1"
+    assert client.get_order_by_client_id("fill-1").id == order.id
+    assert [o.id for o in client.get_orders()] == [order.id]
+    assert client.get_all_positions() == []
+
+    control(sandbox, "POST", "/sandbox/clock", {"time": f"{DAY}T15:01"})
+    assert client.get_order_by_id(order.id).status == OrderStatus.NEW  # routed, not filled
+
+    moved = control(sandbox, "POST", "/sandbox/clock", {"time": f"{DAY}T16:00"})
+    assert [o["id"] for o in moved["settled"]] == [str(order.id)]
+    order = client.get_order_by_id(order.id)
     assert order.status == OrderStatus.FILLED
     assert float(order.filled_qty) == 10
-    assert float(order.filled_avg_price) == open_price  # exactly the backtest's fill price
-    assert order.client_order_id == "fill-1"
-    assert client.get_order_by_id(order.id).status == OrderStatus.FILLED
-    assert client.get_order_by_client_id("fill-1").id == order.id
+    assert float(order.filled_avg_price) == close_price  # the next price the data has
+    assert order.filled_at == ny(f"{DAY}T16:00")  # the simulated time of the fill
 
     position = client.get_open_position("SYN001")
     assert float(position.qty) == 10
-    assert float(position.avg_entry_price) == pytest.approx(open_price, abs=1e-6)
-    assert float(position.current_price) == open_price  # valued at the open while open
+    assert float(position.avg_entry_price) == pytest.approx(close_price, abs=1e-6)
+    assert float(position.current_price) == close_price  # valued at the close after it
     assert client.get_open_position(str(position.asset_id)).symbol == "SYN001"
 
     account = client.get_account()
-    assert float(account.cash) == pytest.approx(100_000 - 10 * open_price, abs=1e-3)
+    assert float(account.cash) == pytest.approx(100_000 - 10 * close_price, abs=1e-3)
     assert float(account.equity) == pytest.approx(100_000, abs=1e-3)
-    assert float(account.long_market_value) == pytest.approx(10 * open_price, abs=1e-3)
+    assert float(account.long_market_value) == pytest.approx(10 * close_price, abs=1e-3)
 
     closed = client.get_orders(GetOrdersRequest(status=QueryOrderStatus.CLOSED))
     assert [o.id for o in closed] == [order.id]
     assert client.get_orders() == []  # default status=open
 
 
-def test_notional_buy_and_sells(client):
-    open_price = bar("SYN002", DAY)["open"]
+def test_notional_buy_and_sells(sandbox, client):
+    close_price = bar("SYN002", DAY)["close"]
     order = buy(client, "SYN002", notional=1000)
-    expected = (Decimal(1000) / Decimal(repr(float(open_price)))).quantize(
+    control(sandbox, "POST", "/sandbox/clock", {"time": f"{DAY}T17:00"})
+    order = client.get_order_by_id(order.id)
+    expected = (Decimal(1000) / Decimal(repr(float(close_price)))).quantize(
         Decimal("1e-9"), rounding=ROUND_DOWN
     )
     assert order.status == OrderStatus.FILLED
@@ -142,7 +159,8 @@ def test_notional_buy_and_sells(client):
     assert Decimal(order.filled_qty) == expected
 
     part = sell(client, "SYN002", 0.5)
-    assert part.status == OrderStatus.FILLED
+    control(sandbox, "POST", "/sandbox/advance")
+    assert client.get_order_by_id(part.id).status == OrderStatus.FILLED
     assert Decimal(client.get_open_position("SYN002").qty) == expected - Decimal("0.5")
 
     with pytest.raises(APIError) as too_many:
@@ -151,9 +169,9 @@ def test_notional_buy_and_sells(client):
     assert too_many.value.code == 40310000
     assert "insufficient qty available" in too_many.value.message
 
-    with pytest.raises(APIError) as not_held:
-        sell(client, "SYN003", 1)
-    assert not_held.value.status_code == 403
+    with pytest.raises(APIError) as fractional_short:
+        sell(client, "SYN003", 0.5)  # not held: a short sale, whole shares only
+    assert fractional_short.value.status_code == 403
 
 
 def test_insufficient_buying_power(client):
@@ -181,7 +199,7 @@ def test_unknown_symbol_and_assets(client):
 
 def test_advance_moves_to_the_next_session_and_revalues(sandbox, client):
     buy(client, "SYN001", 10)
-    cash = float(client.get_account().cash)
+    cash = 100_000 - 10 * bar("SYN001", DAY)["close"]  # filled at DAY's close
 
     moved = control(sandbox, "POST", "/sandbox/advance")
     assert moved["clock"]["timestamp"] == f"{NEXT}T15:00:00-05:00"
@@ -215,7 +233,7 @@ def test_closed_market_queues_until_the_next_open(sandbox, client):
     assert client.get_all_positions() == []
     account = client.get_account()
     reserved = 5 * bar("SYN001", DAY)["close"]  # estimated at the last known price
-    assert float(account.buying_power) == pytest.approx(100_000 - reserved, abs=1e-3)
+    assert float(account.buying_power) == pytest.approx(200_000 - reserved, abs=1e-3)
 
     moved = control(sandbox, "POST", "/sandbox/advance")
     assert [o["id"] for o in moved["settled"]] == [str(order.id)]
@@ -242,6 +260,7 @@ def test_duplicate_client_order_id_rejected_even_after_cancel(sandbox, client):
 
 def test_cancel_rules(sandbox, client):
     filled = buy(client, "SYN001", 1)
+    control(sandbox, "POST", "/sandbox/clock", {"time": f"{DAY}T16:00"})
     with pytest.raises(APIError) as not_cancelable:
         client.cancel_order_by_id(filled.id)
     assert not_cancelable.value.status_code == 422
@@ -331,7 +350,14 @@ def test_the_clock_only_moves_forward_and_stays_inside_the_data(sandbox):
     assert state["now"] == f"{DAY}T15:00:00-05:00" and state["source"] == "demo"
 
 
-def test_a_queued_buy_that_no_longer_fits_at_the_open_is_rejected(sandbox, client):
+def test_a_queued_buy_that_no_longer_fits_at_the_open_is_rejected(tmp_path, contract):
+    sandbox = SandboxServer(tmp_path / "c.db", date=DAY, account="cash", on_exchange=contract)
+    with sandbox:
+        client = sandbox.trading_client()
+        _queued_buy_rejected_at_the_open(sandbox, client)
+
+
+def _queued_buy_rejected_at_the_open(sandbox: SandboxServer, client) -> None:
     bars = load_market_data("demo").bars
     day, nxt = pd.Timestamp(DAY), pd.Timestamp(NEXT)
     symbol = next(

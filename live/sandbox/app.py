@@ -12,9 +12,11 @@ never recorded or logged.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +24,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from live.sandbox.broker import BAR_LIMIT_DEFAULT, AlpacaError, SandboxBroker
@@ -30,6 +33,11 @@ from live.sandbox.faults import FAULT_MESSAGES, FaultBook, RateLimiter, parse_fa
 
 _log = logging.getLogger("live.sandbox")
 UNAUTHORIZED = {"code": 40110000, "message": "request is not authorized"}
+SHUTTING_DOWN_STATUS = 503
+SHUTTING_DOWN = {
+    "code": 50310000,
+    "message": "the sandbox is shutting down: send the request again once it is back",
+}
 _SECRET_HEADERS = {"apca-api-key-id", "apca-api-secret-key", "authorization"}
 
 
@@ -74,6 +82,18 @@ class Gate:
         self.limiter = limiter
         self.faults = faults
         self.on_exchange = on_exchange
+        # set by the server that runs this app: True once it is shutting down
+        self.stopping: Callable[[], bool] = lambda: False
+
+    async def hold(self, seconds: float) -> bool:
+        """Sleep `seconds` (an injected delay) unless the server starts shutting down
+        first; returns False when cut short by a shutdown."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self.stopping():
+                return False
+            await asyncio.sleep(min(left, 0.05))
+        return not self.stopping()
 
     def _authorized(self, headers: dict[str, str]) -> bool:
         key = headers.get("apca-api-key-id", "").encode()
@@ -116,11 +136,12 @@ class Gate:
             if fault is not None and fault.kind == "status":
                 code, message = FAULT_MESSAGES[fault.status or 500]
                 status, body = fault.status or 500, _json_bytes({"code": code, "message": message})
+            elif fault is not None and fault.kind == "delay" and not await self.hold(fault.seconds):
+                status, body = SHUTTING_DOWN_STATUS, _json_bytes(SHUTTING_DOWN)
             else:
-                if fault is not None and fault.kind == "delay":
-                    await asyncio.sleep(fault.seconds)
                 if fault is not None and fault.kind == "timeout_after_accept":
                     scope.setdefault("state", {})["timeout_after_accept"] = fault.seconds
+                    scope["state"]["gate"] = self
                 status, out_headers, body = await self._run(scope, recording_receive)
                 if fault is not None and fault.kind == "malformed":
                     body = body[: max(1, len(body) // 2)] if body else b'{"code":'
@@ -215,6 +236,19 @@ def _int_param(request: Request, name: str, default: int) -> int:
         raise AlpacaError(422, 40010001, f"{name} must be an integer") from None
 
 
+def _bool_param(request: Request, name: str) -> bool:
+    text = (request.query_params.get(name) or "false").lower()
+    if text not in ("true", "false"):
+        raise AlpacaError(422, 40010001, f"{name} must be true or false")
+    return text == "true"
+
+
+async def _off_loop(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run blocking broker work (SQLite, pandas) in a worker thread, so one slow request
+    never stalls the others on the event loop."""
+    return await run_in_threadpool(functools.partial(fn, *args, **kwargs))
+
+
 def create_app(
     broker: SandboxBroker,
     *,
@@ -234,6 +268,15 @@ def create_app(
     faults = FaultBook()
     limiter = limiter or RateLimiter(rate_limit)
 
+    def allowed_methods(path: str) -> str:
+        """The `Allow` header of a 405: every method some route serves at `path`."""
+        methods: set[str] = set()
+        for route in api.router.routes:
+            regex = getattr(route, "path_regex", None)
+            if regex is not None and regex.match(path):
+                methods |= set(getattr(route, "methods", None) or ())
+        return ", ".join(sorted(methods))
+
     @api.exception_handler(AlpacaError)
     async def _alpaca_error(request: Request, exc: AlpacaError) -> JSONResponse:
         return _alpaca(exc.body(), exc.status)
@@ -241,7 +284,11 @@ def create_app(
     @api.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 405:
-            return _alpaca({"code": 40510000, "message": "method not allowed"}, 405)
+            return JSONResponse(
+                {"code": 40510000, "message": "method not allowed"},
+                status_code=405,
+                headers={"Allow": allowed_methods(request.url.path)},
+            )
         return _alpaca({"code": 40410000, "message": "endpoint not found"}, exc.status_code)
 
     @api.exception_handler(RequestValidationError)
@@ -251,23 +298,23 @@ def create_app(
     # -- Alpaca Trading API ---------------------------------------------------------------
     @api.get("/v2/account")
     async def get_account() -> JSONResponse:
-        return _alpaca(broker.account())
+        return _alpaca(await _off_loop(broker.account))
 
     @api.get("/v2/clock")
     async def get_clock() -> JSONResponse:
-        return _alpaca(broker.clock())
+        return _alpaca(await _off_loop(broker.clock))
 
     @api.get("/v2/calendar")
     async def get_calendar(request: Request) -> JSONResponse:
         q = request.query_params
-        return _alpaca(broker.calendar(q.get("start"), q.get("end")))
+        return _alpaca(await _off_loop(broker.calendar, q.get("start"), q.get("end")))
 
     @api.post("/v2/orders")
     async def post_order(request: Request) -> JSONResponse:
-        order = broker.submit_order(await _json_body(request))
+        order = await _off_loop(broker.submit_order, await _json_body(request))
         delay = getattr(request.state, "timeout_after_accept", None)
-        if delay:
-            await asyncio.sleep(delay)  # the order is stored; the answer comes too late
+        if delay:  # the order is stored; the answer comes too late (or at a shutdown)
+            await request.state.gate.hold(delay)
         return _alpaca(order)
 
     @api.get("/v2/orders")
@@ -275,7 +322,8 @@ def create_app(
         q = request.query_params
         symbols = q.get("symbols")
         return _alpaca(
-            broker.orders(
+            await _off_loop(
+                broker.orders,
                 status=q.get("status") or "open",
                 limit=_int_param(request, "limit", 50),
                 after=q.get("after"),
@@ -291,50 +339,113 @@ def create_app(
         client_order_id = request.query_params.get("client_order_id")
         if not client_order_id:
             raise AlpacaError(422, 40010001, "client_order_id is required")
-        return _alpaca(broker.order_by_client_order_id(client_order_id))
+        return _alpaca(await _off_loop(broker.order_by_client_order_id, client_order_id))
 
     @api.get("/v2/orders/{order_id}")
     async def get_order(order_id: str) -> JSONResponse:
-        return _alpaca(broker.order(order_id))
+        return _alpaca(await _off_loop(broker.order, order_id))
+
+    @api.patch("/v2/orders/{order_id}")
+    async def patch_order(order_id: str, request: Request) -> JSONResponse:
+        body = await _json_body(request)
+        return _alpaca(await _off_loop(broker.replace_order, order_id, body))
 
     @api.delete("/v2/orders/{order_id}")
     async def delete_order(order_id: str) -> Response:
-        broker.cancel_order(order_id)
+        await _off_loop(broker.cancel_order, order_id)
         return Response(status_code=204)
 
     @api.delete("/v2/orders")
     async def delete_orders() -> JSONResponse:
-        return _alpaca(broker.cancel_all(), 207)
+        return _alpaca(await _off_loop(broker.cancel_all), 207)
 
     @api.get("/v2/positions")
     async def get_positions() -> JSONResponse:
-        return _alpaca(broker.positions())
+        return _alpaca(await _off_loop(broker.positions))
+
+    @api.delete("/v2/positions")
+    async def delete_positions(request: Request) -> JSONResponse:
+        cancel = _bool_param(request, "cancel_orders")
+        return _alpaca(await _off_loop(broker.close_all_positions, cancel), 207)
 
     @api.get("/v2/positions/{symbol_or_asset_id}")
     async def get_position(symbol_or_asset_id: str) -> JSONResponse:
-        return _alpaca(broker.position(symbol_or_asset_id))
+        return _alpaca(await _off_loop(broker.position, symbol_or_asset_id))
+
+    @api.delete("/v2/positions/{symbol_or_asset_id}")
+    async def delete_position(symbol_or_asset_id: str, request: Request) -> JSONResponse:
+        q = request.query_params
+        return _alpaca(
+            await _off_loop(
+                broker.close_position, symbol_or_asset_id, q.get("qty"), q.get("percentage")
+            )
+        )
+
+    @api.get("/v2/assets")
+    async def get_assets(request: Request) -> JSONResponse:
+        q = request.query_params
+        return _alpaca(
+            await _off_loop(broker.assets, q.get("status"), q.get("asset_class"), q.get("exchange"))
+        )
 
     @api.get("/v2/assets/{symbol_or_asset_id}")
     async def get_asset(symbol_or_asset_id: str) -> JSONResponse:
-        return _alpaca(broker.asset(symbol_or_asset_id))
+        return _alpaca(await _off_loop(broker.asset, symbol_or_asset_id))
 
-    # -- Alpaca Market Data API (daily bars) -----------------------------------------------
-    @api.get("/v2/stocks/bars")
-    async def get_stock_bars(request: Request) -> JSONResponse:
+    async def _activities(request: Request, activity_types: str | None) -> JSONResponse:
         q = request.query_params
         return _alpaca(
-            broker.bars(
-                symbols=q.get("symbols"),
-                timeframe=q.get("timeframe"),
-                start=q.get("start"),
-                end=q.get("end"),
-                limit=_int_param(request, "limit", BAR_LIMIT_DEFAULT),
+            await _off_loop(
+                broker.activities,
+                activity_types=activity_types,
+                date=q.get("date"),
+                after=q.get("after"),
+                until=q.get("until"),
+                direction=q.get("direction"),
+                page_size=_int_param(request, "page_size", 100),
                 page_token=q.get("page_token"),
-                adjustment=q.get("adjustment"),
-                feed=q.get("feed"),
-                sort=q.get("sort"),
             )
         )
+
+    @api.get("/v2/account/activities")
+    async def get_activities(request: Request) -> JSONResponse:
+        return await _activities(request, request.query_params.get("activity_types"))
+
+    @api.get("/v2/account/activities/{activity_type}")
+    async def get_activities_of_type(activity_type: str, request: Request) -> JSONResponse:
+        return await _activities(request, activity_type or "-")
+
+    @api.get("/v2/account/portfolio/history")
+    async def get_portfolio_history(request: Request) -> JSONResponse:
+        q = request.query_params
+        return _alpaca(
+            await _off_loop(
+                broker.portfolio_history, q.get("period"), q.get("timeframe"), q.get("date_end")
+            )
+        )
+
+    # -- Alpaca Market Data API (daily bars) -----------------------------------------------
+    def _bar_query(request: Request) -> dict[str, Any]:
+        q = request.query_params
+        return {
+            "timeframe": q.get("timeframe"),
+            "start": q.get("start"),
+            "end": q.get("end"),
+            "limit": _int_param(request, "limit", BAR_LIMIT_DEFAULT),
+            "page_token": q.get("page_token"),
+            "adjustment": q.get("adjustment"),
+            "feed": q.get("feed"),
+            "sort": q.get("sort"),
+        }
+
+    @api.get("/v2/stocks/bars")
+    async def get_stock_bars(request: Request) -> JSONResponse:
+        symbols = request.query_params.get("symbols")
+        return _alpaca(await _off_loop(broker.bars, symbols=symbols, **_bar_query(request)))
+
+    @api.get("/v2/stocks/{symbol}/bars")
+    async def get_symbol_bars(symbol: str, request: Request) -> JSONResponse:
+        return _alpaca(await _off_loop(broker.symbol_bars, symbol, **_bar_query(request)))
 
     # -- sandbox control ------------------------------------------------------------------
     def _state() -> dict[str, Any]:
@@ -348,10 +459,13 @@ def create_app(
     async def advance(request: Request) -> JSONResponse:
         body = await _json_body(request, required=False)
         sessions = body.get("sessions", 1) if isinstance(body, dict) else None
-        if not isinstance(sessions, int) or isinstance(sessions, bool):
+        if not isinstance(sessions, int) or isinstance(sessions, bool) or sessions < 1:
             raise AlpacaError(422, 40010001, 'body is {"sessions": N} (N >= 1, default 1)')
-        result = broker.advance(sessions)
-        return _alpaca({**result, "state": _state()})
+
+        def run() -> dict[str, Any]:
+            return {**broker.advance(sessions), "state": _state()}
+
+        return _alpaca(await _off_loop(run))
 
     @api.post("/sandbox/clock")
     async def set_clock(request: Request) -> JSONResponse:
@@ -363,8 +477,11 @@ def create_app(
             when = parse_instant(text)
         except ValueError:
             raise AlpacaError(422, 40010001, f"not an ISO 8601 time: {text!r}") from None
-        result = broker.set_clock(when)
-        return _alpaca({**result, "state": _state()})
+
+        def run() -> dict[str, Any]:
+            return {**broker.set_clock(when), "state": _state()}
+
+        return _alpaca(await _off_loop(run))
 
     @api.post("/sandbox/faults")
     async def add_fault(request: Request) -> JSONResponse:
@@ -381,7 +498,7 @@ def create_app(
 
     @api.get("/sandbox/state")
     async def get_state() -> JSONResponse:
-        return _alpaca(_state())
+        return _alpaca(await _off_loop(_state))
 
     return Gate(
         api, key=key, secret=secret, limiter=limiter, faults=faults, on_exchange=on_exchange

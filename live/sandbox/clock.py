@@ -32,7 +32,10 @@ def to_utc(value: dt.datetime) -> dt.datetime:
 def parse_instant(text: str) -> dt.datetime:
     """RFC 3339 / ISO 8601 text to a UTC instant (naive text = New York wall time)."""
     cleaned = text.strip().replace("Z", "+00:00").replace("z", "+00:00")
-    return to_utc(dt.datetime.fromisoformat(cleaned))
+    try:
+        return to_utc(dt.datetime.fromisoformat(cleaned))
+    except OverflowError:  # e.g. 0001-01-01T00:00+14:00 has no UTC instant
+        raise ValueError(f"{text!r} is outside the range of representable times") from None
 
 
 def parse_day(text: str) -> dt.date:

@@ -43,7 +43,7 @@ def _uvicorn_server(app: Gate, log_level: str, access_log: bool) -> Any:
         log_level=log_level,
         access_log=access_log,
         lifespan="off",
-        timeout_graceful_shutdown=2,
+        timeout_graceful_shutdown=5,
         server_header=False,
     )
     return uvicorn.Server(config)
@@ -72,6 +72,7 @@ class SandboxServer:
         cash: float | None = None,
         date: str | dt.date | None = None,
         symbols: list[str] | None = None,
+        account: str | None = None,
         key: str = DEFAULT_KEY,
         secret: str = DEFAULT_SECRET,
         port: int = 0,
@@ -83,7 +84,13 @@ class SandboxServer:
         self.key = key
         self.secret = secret
         self.port = port
-        self._broker_args = {"source": source, "cash": cash, "date": date, "symbols": symbols}
+        self._broker_args = {
+            "source": source,
+            "cash": cash,
+            "date": date,
+            "symbols": symbols,
+            "account": account,
+        }
         self._rate_limit = rate_limit
         self._on_exchange = on_exchange
         self._log_level = log_level
@@ -121,6 +128,7 @@ class SandboxServer:
             sock = _bind(HOST, self.port)
             self.port = sock.getsockname()[1]
             self._server = _uvicorn_server(self.app, self._log_level, access_log=False)
+            self.app.stopping = lambda: bool(self._server is None or self._server.should_exit)
             self._thread = threading.Thread(
                 target=self._server.run,
                 kwargs={"sockets": [sock]},
@@ -139,7 +147,8 @@ class SandboxServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving (in-flight requests get 2 s), close the database, clean up."""
+        """Stop serving, close the database, clean up. Requests in flight finish; one held
+        by an injected delay is answered at once with Alpaca's 503 error body."""
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
@@ -186,6 +195,7 @@ def serve(
     secret: str = DEFAULT_SECRET,
     *,
     symbols: list[str] | None = None,
+    account: str | None = None,
     announce: Callable[[str], None] = print,
 ) -> int:
     """Serve the sandbox on 127.0.0.1:`port` until Ctrl-C (or SIGTERM); returns 0.
@@ -193,7 +203,9 @@ def serve(
     Prints where it listens, the key id, the simulated time and the account; the secret is
     printed only when it is the built-in sandbox default.
     """
-    broker = SandboxBroker(db_path, source=source, cash=cash, date=date, symbols=symbols)
+    broker = SandboxBroker(
+        db_path, source=source, cash=cash, date=date, symbols=symbols, account=account
+    )
     try:
         sock = _bind(HOST, port)
         url = f"http://{HOST}:{sock.getsockname()[1]}"
@@ -209,7 +221,7 @@ def serve(
             f"  data {state['source']} ({state['data_first_day']}..{state['data_last_day']}),"
             f" database {state['db_path']}",
             f"  clock {state['now']} ({'open' if state['is_open'] else 'closed'}),"
-            f" cash {state['cash']}, equity {state['equity']},"
+            f" {state['account_type']} account, cash {state['cash']}, equity {state['equity']},"
             f" positions {len(state['positions'])}",
             f"  export APCA_API_BASE_URL={url}",
             f"  export APCA_API_KEY_ID={key}",
@@ -220,6 +232,7 @@ def serve(
         ):
             announce(line)
         server = _uvicorn_server(app, "info", access_log=True)
+        app.stopping = lambda: bool(server.should_exit)
         _run_until_signal(server, sock)
     finally:
         broker.close()

@@ -14,7 +14,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+# columns added by schema 2 (limit/stop orders, replacement, position intent)
+_V2_COLUMNS = (
+    "limit_price",
+    "stop_price",
+    "replaced_at",
+    "replaced_by",
+    "replaces",
+    "position_intent",
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -43,7 +52,13 @@ CREATE TABLE IF NOT EXISTS orders (
     expires_at       TEXT,
     filled_qty       TEXT NOT NULL DEFAULT '0',
     filled_avg_price TEXT,
-    reject_reason    TEXT
+    reject_reason    TEXT,
+    limit_price      TEXT,
+    stop_price       TEXT,
+    replaced_at      TEXT,
+    replaced_by      TEXT,
+    replaces         TEXT,
+    position_intent  TEXT
 );
 CREATE INDEX IF NOT EXISTS orders_status ON orders(status);
 """
@@ -70,6 +85,7 @@ ORDER_COLUMNS = (
     "filled_qty",
     "filled_avg_price",
     "reject_reason",
+    *_V2_COLUMNS,
 )
 
 
@@ -86,6 +102,11 @@ class Store:
         found = self.get_meta("schema_version")
         if found is None:
             self.set_meta({"schema_version": SCHEMA_VERSION})
+        elif found == "1":  # a schema-1 file: add the new columns, keep every order
+            with self.transaction() as db:
+                for column in _V2_COLUMNS:
+                    db.execute(f"ALTER TABLE orders ADD COLUMN {column} TEXT")
+                self.set_meta({"schema_version": SCHEMA_VERSION}, db)
         elif found != SCHEMA_VERSION:
             raise ValueError(
                 f"{self.path}: sandbox database schema {found}, this code needs {SCHEMA_VERSION}"

@@ -1,0 +1,199 @@
+"""Strict parsing of what clients send the sandbox: order bodies, quantities, prices, times.
+
+Every function raises `AlpacaError` (Alpaca's 4xx status, code and a one-sentence message)
+and never lets a `decimal`, `datetime` or overflow error escape: a bad input is the
+client's mistake, never a server error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from live.sandbox import clock as clk
+
+QTY_PLACES = 9
+MAX_QTY = Decimal(10) ** 9  # shares; far above any real order, far below Decimal trouble
+MAX_NOTIONAL = Decimal(10) ** 12  # dollars
+MAX_PRICE = Decimal(10) ** 7
+MAX_CLIENT_ORDER_ID = 48
+ORDER_TYPES = ("market", "limit", "stop", "stop_limit")
+TIME_IN_FORCE = ("day", "gtc", "opg", "cls", "ioc", "fok")
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")  # no sign, exponent, "_" or spaces
+
+
+class AlpacaError(Exception):
+    """An error answer in Alpaca's shape: HTTP status plus {"code", "message"}."""
+
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def body(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+
+def invalid(message: str) -> AlpacaError:
+    return AlpacaError(422, 40010001, message)
+
+
+def unprocessable(message: str) -> AlpacaError:
+    return AlpacaError(422, 42210000, message)
+
+
+def parse_decimal(value: Any, name: str, places: int, maximum: Decimal) -> Decimal | None:
+    """A positive amount from a JSON number or a plain decimal string, refused (never
+    rounded) when it has more than `places` decimals or exceeds `maximum`."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise invalid(f"{name} must be a number or a decimal string")
+    if isinstance(value, str):
+        text = value.strip()
+        if not _PLAIN_DECIMAL.fullmatch(text):
+            raise invalid(f'invalid {name} {value!r}: write a plain decimal such as "10.5"')
+    elif isinstance(value, int):
+        text = str(value)
+    else:
+        text = repr(value)  # the shortest text that round-trips the float
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise invalid(f"invalid {name} {value!r}") from None
+    if not amount.is_finite() or amount <= 0:
+        raise invalid(f"{name} must be > 0")
+    if amount > maximum:
+        raise invalid(f"{name} must be at most {maximum}")
+    exponent = amount.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > places:
+        raise invalid(f"{name} {text} has more than {places} decimal places")
+    return amount
+
+
+def parse_price(value: Any, name: str) -> Decimal | None:
+    """A limit/stop price under Alpaca's sub-penny rule (2 decimals from $1, else 4)."""
+    price = parse_decimal(value, name, 4, MAX_PRICE)
+    if price is not None and price >= 1:
+        exponent = price.normalize().as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -2:
+            raise unprocessable(
+                f"invalid {name} {price}. sub-penny increment does not fulfill minimum "
+                "pricing criteria"
+            )
+    return price
+
+
+def parse_instant(text: str, name: str) -> dt.datetime:
+    """An RFC 3339 time (naive = New York), or 422 naming the parameter."""
+    try:
+        return clk.parse_instant(text)
+    except (ValueError, OverflowError):
+        raise invalid(
+            f"{name} must be an RFC 3339 time such as 2024-06-03T09:30:00-04:00"
+        ) from None
+
+
+def parse_day(text: str, name: str) -> dt.date:
+    """A date (or an RFC 3339 time's New York date), or 422 naming the parameter."""
+    try:
+        return clk.parse_day(text)
+    except (ValueError, OverflowError):
+        raise invalid(f"{name} must be a date YYYY-MM-DD or an RFC 3339 time") from None
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    symbol: str
+    side: str
+    type: str
+    time_in_force: str
+    qty: Decimal | None
+    notional: Decimal | None
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    client_order_id: str
+
+    @property
+    def fractional(self) -> bool:
+        return self.notional is not None or (self.qty is not None and self.qty % 1 != 0)
+
+
+def client_order_id_of(value: Any) -> str:
+    if value in (None, ""):
+        return str(uuid.uuid4())
+    if not isinstance(value, str):
+        raise invalid("client_order_id must be a string")
+    if len(value) > MAX_CLIENT_ORDER_ID:
+        raise invalid(f"client_order_id must be no more than {MAX_CLIENT_ORDER_ID} characters")
+    return value
+
+
+def parse_order_request(body: Any) -> OrderRequest:
+    """Check a POST /v2/orders body the way Alpaca does (422 with code 40010001/42210000)."""
+    if not isinstance(body, dict):
+        raise AlpacaError(400, 40010000, "request body format is invalid")
+    symbol = body.get("symbol")
+    if not isinstance(symbol, str) or not symbol.strip():
+        raise invalid("symbol is required")
+    side = body.get("side")
+    if side not in ("buy", "sell"):
+        raise invalid("side must be buy or sell")
+    order_type = body.get("type", body.get("order_type"))
+    if order_type is None:
+        raise invalid("type is required")
+    if order_type not in ORDER_TYPES:
+        raise unprocessable(
+            f"order type {order_type!r} is not supported by the sandbox "
+            f"(use one of {', '.join(ORDER_TYPES)})"
+        )
+    tif = body.get("time_in_force")
+    if tif is None:
+        raise invalid("time_in_force is required")
+    if tif not in TIME_IN_FORCE:
+        raise invalid(f"invalid time_in_force {tif!r}")
+    if body.get("order_class") not in (None, "", "simple"):
+        raise unprocessable("the sandbox supports simple orders only (no bracket, oco, oto)")
+    if body.get("extended_hours"):
+        raise unprocessable("extended hours order must be DAY limit orders")
+    qty = parse_decimal(body.get("qty"), "qty", QTY_PLACES, MAX_QTY)
+    notional = parse_decimal(body.get("notional"), "notional", 2, MAX_NOTIONAL)
+    if qty is not None and notional is not None:
+        raise invalid("qty and notional cannot both be specified")
+    if qty is None and notional is None:
+        raise invalid("qty or notional is required")
+    limit_price = parse_price(body.get("limit_price"), "limit_price")
+    stop_price = parse_price(body.get("stop_price"), "stop_price")
+    if order_type in ("limit", "stop_limit") and limit_price is None:
+        raise invalid("limit_price is required for limit orders")
+    if order_type in ("stop", "stop_limit") and stop_price is None:
+        raise invalid("stop_price is required for stop orders")
+    if order_type in ("market", "stop") and limit_price is not None:
+        raise invalid(f"limit_price must not be given for {order_type} orders")
+    if order_type in ("market", "limit") and stop_price is not None:
+        raise invalid(f"stop_price must not be given for {order_type} orders")
+    if tif in ("opg", "cls") and order_type not in ("market", "limit"):
+        raise unprocessable(f"{tif} orders must be market or limit orders")
+    if notional is not None and (order_type != "market" or tif != "day"):
+        raise unprocessable("notional orders must be DAY market orders")
+    if notional is not None and notional < 1:
+        raise AlpacaError(403, 40310000, "cost basis must be >= 1")
+    request = OrderRequest(
+        symbol=symbol.strip().upper(),
+        side=side,
+        type=order_type,
+        time_in_force=tif,
+        qty=qty,
+        notional=notional,
+        limit_price=limit_price,
+        stop_price=stop_price,
+        client_order_id=client_order_id_of(body.get("client_order_id")),
+    )
+    if request.fractional and tif != "day":
+        raise unprocessable("fractional orders must be DAY orders")
+    return request
