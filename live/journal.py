@@ -1,9 +1,10 @@
 """The run journal: what each run saw, decided and sent, written before an order leaves.
 
-Every run appends its inputs (as-of time, data hash, strategy hash), its decision and one
-row per order. An order is recorded as `planned` before it is sent and updated with the
-broker's answer after, so a run that dies mid-way leaves orders in `planned`/`unknown`
-that the next run looks up at the broker (reconciles) before deciding anything.
+Every run appends its inputs (as-of time, data hash, strategy hash), its decision, the
+target shares it traded towards (`targets`, so a later run can complete a partly filled
+order) and one row per order. An order is recorded as `planned` before it is sent and
+updated with the broker's answer after, so a run that dies mid-way leaves orders in
+`planned`/`unknown` that the next run looks up at the broker (reconciles) before deciding.
 
 Backends: SQLite (default, `sqlite:PATH`) and S3 (`s3://bucket/prefix`, one JSON object
 per run) for serverless targets whose disk does not survive the invocation.
@@ -67,13 +68,17 @@ class SQLiteJournal:
                 CREATE TABLE IF NOT EXISTS runs (
                     run_id TEXT PRIMARY KEY, strategy_id TEXT, slot TEXT, as_of TEXT,
                     dry_run INTEGER, status TEXT, message TEXT, data_hash TEXT,
-                    strategy_hash TEXT, decision TEXT, started_at REAL, finished_at REAL);
+                    strategy_hash TEXT, decision TEXT, started_at REAL, finished_at REAL,
+                    targets TEXT);
                 CREATE TABLE IF NOT EXISTS orders (
                     run_id TEXT, client_order_id TEXT, symbol TEXT, side TEXT, qty REAL,
                     state TEXT, broker_order_id TEXT, broker_status TEXT, answer TEXT,
                     updated_at REAL, PRIMARY KEY (run_id, client_order_id));
                 """
             )
+            columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+            if "targets" not in columns:  # a journal written before target shares were kept
+                db.execute("ALTER TABLE runs ADD COLUMN targets TEXT")
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30, isolation_level=None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -145,6 +146,45 @@ def reconcile(journal: Journal, broker: BrokerPort | None) -> int:
         )
         settled += 1
     return settled
+
+
+UNFILLED_END_STATES = ("expired", "canceled", "done_for_day")
+
+
+def unfinished_targets(
+    journal: Journal, broker: BrokerPort | None, strategy_id: str, slot: str
+) -> tuple[dict[str, float], str | None]:
+    """Target shares of the latest earlier decision whose orders ended unfilled, in part.
+
+    The partial-fill rule: a day (or opg/cls) order that fills in part and then expires
+    leaves the book short of the decided target. The next run of the strategy (its next
+    slot, on a session that is not a rebalance) trades the remainder towards that same
+    target under its own slot's ids, so the book does not wait for the next rebalance; a
+    new decision simply supersedes it. Returns ({symbol: target shares}, that run's slot).
+    """
+    if broker is None:
+        return {}, None
+    runs = [
+        r
+        for r in journal.recent_runs(50)
+        if r.get("strategy_id") == strategy_id
+        and r.get("targets")
+        and not r.get("dry_run")
+        and str(r.get("slot", "")) < slot
+    ]
+    if not runs:
+        return {}, None
+    latest = runs[0]
+    targets = latest["targets"]
+    targets = json.loads(targets) if isinstance(targets, str) else dict(targets)
+    wanted = {}
+    for row in latest.get("orders", []):
+        if row.get("state") != "sent" or row["symbol"] not in targets:
+            continue
+        found = broker.order_by_client_id(row["client_order_id"])
+        if found and found["status"] in UNFILLED_END_STATES and found["remaining"] > 1e-9:
+            wanted[row["symbol"]] = float(targets[row["symbol"]])
+    return wanted, str(latest["slot"])
 
 
 def requested_now(now: Any = None) -> pd.Timestamp | None:
@@ -332,20 +372,28 @@ def _run(
     decision = req.strategy.decide(history, holdings, session)
     journal.update_run(run_id, data_hash=history_hash(history), decision=decision)
     if decision is None:
-        return _say(
-            journal,
-            run_id,
-            "no_rebalance",
-            f"{session.date()}: not a rebalance session for {req.strategy.name}: no orders",
+        wanted, earlier = unfinished_targets(journal, broker, req.strategy_id, slot)
+        if not wanted:
+            return _say(
+                journal,
+                run_id,
+                "no_rebalance",
+                f"{session.date()}: not a rebalance session for {req.strategy.name}: no orders",
+            )
+        print(
+            f"completing the unfilled remainder of slot {earlier}'s orders for "
+            f"{', '.join(sorted(wanted))} (partly filled, then expired)"
         )
-    wanted = target_shares(
-        decision,
-        positions,
-        cash,
-        prices,
-        cash_buffer=settings.cash_buffer,
-        fractional=settings.fractional,
-    )
+    else:
+        wanted = target_shares(
+            decision,
+            positions,
+            cash,
+            prices,
+            cash_buffer=settings.cash_buffer,
+            fractional=settings.fractional,
+        )
+    journal.update_run(run_id, targets=wanted)
     effective = effective_positions(positions, pending)
     plan = plan_orders(
         wanted,

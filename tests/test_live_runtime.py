@@ -277,3 +277,92 @@ def test_cli_main_rejects_unknown_arguments_and_passes_known_ones(capsys):
 
     assert cli_main([], refused) == 2
     assert "error: the market is closed" in capsys.readouterr().err
+
+
+# -- item 10: a partly filled order's remainder is completed by the next run ---------------
+
+
+class OnceOnMonday(TopMomentum):
+    """Decides only for Monday 2024-06-03 (half the book in SYN001); no rebalance after."""
+
+    def decide(self, history, holdings, now):
+        if pd.Timestamp(now).date().isoformat() != "2024-06-03":
+            return None
+        if DECISION_UNITS == "shares":
+            prices = {"SYN001": float(history["close"].iloc[-1]["SYN001"])}
+            book = {s: q for s, q in holdings.items() if s != "$CASH"}
+            return target_shares({"SYN001": 0.5}, book, holdings["$CASH"], prices)
+        return {"SYN001": 0.5}
+
+
+class PartialFillBroker:
+    """The broker port at the network edge, faked: the first order fills 60% at the open,
+    then its remainder expires (Alpaca can do this to a day or opg order)."""
+
+    def __init__(self) -> None:
+        self.now = pd.Timestamp("2024-06-03T09:00", tz="America/New_York")
+        self.orders: dict[str, dict] = {}
+        self.held: dict[str, float] = {}
+        self.cash = CASH
+
+    def account_snapshot(self) -> dict:
+        return {
+            "id": "acct-1",
+            "status": "ACTIVE",
+            "trading_blocked": False,
+            "account_blocked": False,
+            "trade_suspended_by_user": False,
+            "cash": self.cash,
+            "equity": self.cash,
+            "buying_power": 2 * self.cash,
+        }
+
+    def clock(self) -> dict:
+        return {"timestamp": self.now, "is_open": False}
+
+    def positions(self) -> dict:
+        return dict(self.held)
+
+    def open_orders(self) -> list:
+        return []
+
+    def order_by_client_id(self, client_order_id: str):
+        return self.orders.get(client_order_id)
+
+    def submit_once(self, order) -> dict:
+        part = math.floor(order.qty * 0.6) if not self.orders else order.qty
+        self.held[order.symbol] = self.held.get(order.symbol, 0.0) + part
+        self.cash -= part * order.reference_price
+        answer = {
+            "id": f"o{len(self.orders)}",
+            "client_order_id": order.client_order_id,
+            "symbol": order.symbol,
+            "side": order.side,
+            "qty": order.qty,
+            "remaining": order.qty - part,
+            "status": "expired" if part < order.qty else "filled",
+        }
+        self.orders[order.client_order_id] = answer
+        return {**answer, "outcome": "submitted"}
+
+
+def test_the_remainder_of_a_partly_filled_order_is_traded_at_the_next_run(env):
+    broker = PartialFillBroker()
+
+    def once(day: str) -> list[dict]:
+        broker.now = pd.Timestamp(f"{day}T09:00", tz="America/New_York")
+        return run_strategy(
+            OnceOnMonday(), SYMBOLS, strategy_id="once", source="demo", fill="open", broker=broker
+        )
+
+    (first,) = once("2024-06-03")
+    target = first["qty"]
+    assert broker.held["SYN001"] == math.floor(target * 0.6)
+    (second,) = once("2024-06-04")  # not a rebalance: completes the remainder, new slot's id
+    assert (second["side"], second["qty"]) == ("buy", target - math.floor(target * 0.6))
+    assert second["client_order_id"] != first["client_order_id"]
+    assert "20240604" in second["client_order_id"]
+    assert broker.held["SYN001"] == target
+    assert once("2024-06-05") == []  # on target: nothing more
+    statuses = [r["status"] for r in open_journal().recent_runs(5)]
+    assert statuses == ["no_rebalance", "done", "done"]
