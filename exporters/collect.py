@@ -171,7 +171,12 @@ def _lazy_table(package: ModuleSource) -> dict[str, str]:
 
 
 class Collector:
-    """Follows imports from roots; one instance per export (it caches the distribution map)."""
+    """Follows imports from roots; one instance per export (it caches the distribution map).
+
+    `omit` (module or third-party top-level name -> why) lists what the export may leave out
+    when only a function imports it (the function is then never called by this export);
+    reached at import time, it is embedded or pinned as usual.
+    """
 
     def __init__(self, omit: dict[str, str] | None = None) -> None:
         self.omit = dict(omit or {})
@@ -265,18 +270,15 @@ class Collector:
         if kind == "stdlib":
             return
         if kind == "third_party":
-            self.result.third_party.add(top_package(name))
+            if ref.lazy and top_package(name) in self.omit:
+                self.result.omitted.add(top_package(name))
+            else:
+                self.result.third_party.add(top_package(name))
             return
         parts = name.split(".")
         for depth in range(1, len(parts) + 1):
             prefix = ".".join(parts[:depth])
-            if prefix in self.omit:
-                if not ref.lazy:
-                    raise ExportError(
-                        f"{importer}:{lineno} imports {prefix} as soon as it is imported, so "
-                        f"the export cannot leave it out: import it inside the function that "
-                        "uses it"
-                    )
+            if ref.lazy and prefix in self.omit:
                 self.result.omitted.add(prefix)
                 return
             if prefix in self.found:
@@ -324,6 +326,7 @@ def collect(
         collector.follow_text(entry_text, "<entry point>")
     result = collector.result
     result.modules = [collector.found[name] for name in sorted(collector.found)]
+    result.omitted -= set(collector.found) | result.third_party  # also reached at import time
     return result
 
 

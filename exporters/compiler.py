@@ -259,6 +259,32 @@ def _carried_sources(spec: ExportSpec) -> list[str]:
     return sorted(kinds)
 
 
+# Which fitter needs which import (strategies/forecast.py imports each inside the function
+# that fits with it, so an export leaves the other one out).
+FITTER_IMPORTS = {"fast": "strategies.fast_prophet", "prophet": "prophet"}
+
+
+def _optional_imports(spec: ExportSpec, carried: list[str], contract: Contract) -> dict[str, str]:
+    """What this export may leave out when only a function imports it, and why (the sentence
+    an import of it raises): readers of other data sources, the fitter it does not use."""
+    optional = {
+        module: (
+            f"this export carries no reader for {kind!r} data sources (it reads "
+            f"{', '.join(carried)}): export it again with {kind!r} among its sources"
+        )
+        for kind, module in sorted(SOURCE_MODULES.items())
+        if kind not in carried
+    }
+    if "fitter" in contract.replay_kwargs:  # decide() passes FITTER: the other one is unused
+        for fitter, name in sorted(FITTER_IMPORTS.items()):
+            if fitter != spec.fitter:
+                optional[name] = (
+                    f"this export fits forecasts with the {spec.fitter!r} fitter and carries "
+                    f"nothing of the {fitter!r} one: export it again with fitter={fitter!r}"
+                )
+    return optional
+
+
 def compile_strategy(spec: ExportSpec, version: str) -> CompiledModule:
     """The text of the standalone module for `spec` (deterministic: no dates, sorted)."""
     module_name, _, class_name = spec.strategy_ref.partition(":")
@@ -268,18 +294,15 @@ def compile_strategy(spec: ExportSpec, version: str) -> CompiledModule:
             "file (not in the script you run) and name it as package.module:ClassName"
         )
     carried = _carried_sources(spec)
-    omitted = {
-        module: (
-            f"this export carries no reader for {kind!r} data sources (it reads "
-            f"{', '.join(carried)}): export it again with {kind!r} among its sources"
-        )
-        for kind, module in sorted(SOURCE_MODULES.items())
-        if kind not in carried
-    }
     contract = current_contract()
+    optional = _optional_imports(spec, carried, contract)
     draft_entry = entry_point(spec, "0" * 64, contract)
     roots = [module_name, *(SOURCE_MODULES[kind] for kind in carried)]
-    found = collect(roots, entry_text=draft_entry, omit=omitted)
+    found = collect(roots, entry_text=draft_entry, omit=optional)
+    # readers are imported by name (marketdata.load.source_reader): left out unless embedded
+    readers = {m for k, m in SOURCE_MODULES.items() if k not in carried}
+    embedded = {m.name for m in found.modules}
+    omitted = {n: optional[n] for n in sorted((found.omitted | readers) - embedded)}
     modules = found.modules
     leaks = [line for m in modules for line in source_findings(m.name, m.text)]
     if leaks:
@@ -311,6 +334,8 @@ def compile_strategy(spec: ExportSpec, version: str) -> CompiledModule:
         f"# parameters:     {json.dumps(spec.params, sort_keys=True)}",
         f"# universe:       {len(spec.symbols)} symbols",
         f"# data sources:   {', '.join(carried)} (default {spec.default_source})",
+        f"# left out:       {', '.join(omitted) or 'nothing'} (imported only inside functions,"
+        " for sources or fitters this export is not made for)",
         f"# source sha256:  {source_sha}",
         f"# export format:  {EXPORT_FORMAT}",
         "# requirements (also in requirements.txt beside this file):",
@@ -329,7 +354,9 @@ def compile_strategy(spec: ExportSpec, version: str) -> CompiledModule:
         ]
     body += [
         "",
-        f"_OMITTED = {_literal(omitted)}",
+        "_OMITTED = {",
+        *[f"    {name!r}: {why!r}," for name, why in omitted.items()],
+        "}",
         "EMBEDDED_MODULES = tuple(sorted(_EMBEDDED))",
         'install_embedded(_EMBEDDED, globals().get("__file__") or __name__, _OMITTED)',
         "",

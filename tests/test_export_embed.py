@@ -259,3 +259,21 @@ def test_the_importer_serves_packages_relative_imports_and_shows_source_in_trace
         install_embedded(changed, "/y/other.py")
     for name in ("_probe_pkg", "_probe_pkg.sub"):
         sys.modules.pop(name, None)
+
+
+def test_an_optional_module_is_left_out_only_when_just_a_function_imports_it(
+    tmp_path, monkeypatch
+):
+    (tmp_path / "lazy_user.py").write_text(
+        "def later():\n    import optional_reader\n    import yfinance\n"
+    )
+    (tmp_path / "eager_user.py").write_text("import optional_reader\n")
+    (tmp_path / "optional_reader.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    omit = {"optional_reader": "not carried", "yfinance": "not carried"}
+    lazy = collect(["lazy_user"], omit=omit)
+    assert [m.name for m in lazy.modules] == ["lazy_user"]
+    assert lazy.omitted == {"optional_reader", "yfinance"} and "yfinance" not in lazy.third_party
+    eager = collect(["eager_user", "lazy_user"], omit=omit)
+    assert [m.name for m in eager.modules] == ["eager_user", "lazy_user", "optional_reader"]
+    assert eager.omitted == {"yfinance"}
