@@ -43,8 +43,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,7 @@ HEATMAP_FILE = "heatmap.png"
 REPORT_FILE = "report.html"
 
 WAIT_FOR_WORKERS = 60.0  # seconds an existing cluster may take to show its first worker
+QUIET_WORKERS_WAIT = 10.0  # seconds local workers get to quiet their logs before closing
 
 # Columns that describe a run rather than a result: they differ from run to run.
 RUN_INFO_COLUMNS = ("seconds", "fits", "forecast_hits", "run_id", "worker")
@@ -397,6 +398,53 @@ def _ignore_sigint() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+# Loggers whose records, while a cluster shuts down, are only the noise of closing sockets
+# (a worker's heartbeat to a scheduler that has just gone, "stream closed", ...), printed
+# with a traceback. Every point's own failure is already recorded in the results.
+DASK_LOGGERS = ("distributed", "tornado", "asyncio")
+
+
+def _dask_loggers() -> list[logging.Logger]:
+    names = [
+        name
+        for name in list(logging.root.manager.loggerDict)
+        if any(name == root or name.startswith(f"{root}.") for root in DASK_LOGGERS)
+    ]
+    return [logging.getLogger(name) for name in sorted(set(names) | set(DASK_LOGGERS))]
+
+
+def _quiet_dask_logs() -> None:
+    """In a local worker process about to be closed: nothing below CRITICAL reaches stderr."""
+    for logger in _dask_loggers():
+        logger.setLevel(logging.CRITICAL)
+
+
+@contextmanager
+def _dask_logs_quieted() -> Iterator[None]:
+    """In this process, for the duration of a shutdown: dask's loggers at CRITICAL only."""
+    loggers = _dask_loggers()
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _run_briefly(fn: Callable[[], object], seconds: float) -> None:
+    """Call `fn` in a daemon thread, waiting at most `seconds` (a hung worker never blocks)."""
+
+    def call() -> None:
+        with suppress(Exception):
+            fn()
+
+    thread = threading.Thread(target=call, name="tradeship-sweep-quiet", daemon=True)
+    thread.start()
+    thread.join(seconds)
+
+
 class DaskRunner:
     """Points on a Dask cluster: a LocalCluster of `workers` processes, or `address`.
 
@@ -480,15 +528,24 @@ class DaskRunner:
                 self.client.cancel(pending)
 
     def close(self) -> None:
+        """Cancel pending points, then close the client and our cluster without log noise.
+
+        Our local workers are told to stay quiet first (bounded wait): a worker whose
+        heartbeat meets the closing scheduler would otherwise print a traceback, which is
+        what a user pressing Ctrl-C on a loaded machine saw.
+        """
         self._cancel()
         client, cluster = self.client, self.cluster
         self.client = self.cluster = None
-        with suppress(Exception):
-            if client is not None:
-                client.close()
-        with suppress(Exception):
-            if cluster is not None:
-                cluster.close()
+        with _dask_logs_quieted():
+            if client is not None and cluster is not None:
+                _run_briefly(lambda: client.run(_quiet_dask_logs), QUIET_WORKERS_WAIT)
+            with suppress(Exception):
+                if client is not None:
+                    client.close()
+            with suppress(Exception):
+                if cluster is not None:
+                    cluster.close()
 
 
 def open_runner(workers: int | None = None, cluster: str | None = None):
