@@ -21,43 +21,29 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from backtests import charts
+from backtests.report_kit import RC, chart_div, data_note, page, png_bytes
 from backtests.sweep import lower_is_better
+
+if TYPE_CHECKING:
+    from backtests.forecast_skill import Skill
+    from backtests.sweep import SweepSpec
 
 HEATMAP_FILE = "heatmap.png"
 REPORT_FILE = "report.html"
 BEST_ROWS = 10
 SHOWN_ERRORS = 20
 CONTEXT_METRICS = ("total_return", "sharpe", "max_drawdown", "trades")
-
-_RC: dict[str, Any] = {  # pinned so plots do not change with a user's matplotlibrc
-    "font.family": "DejaVu Sans",
-    "font.size": 9,
-    "figure.dpi": 100,
-    "savefig.dpi": 100,
-}
-
-_CSS = """
-body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;max-width:1100px;
-margin:1.5em auto;padding:0 1em;color:#222}
-h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;font-size:.9em;margin:.5em 0}
-th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right}
-th{background:#f4f4f4}td.l,th.l{text-align:left}
-.notes{background:#fff4e5;border-left:4px solid #f0a030;padding:.4em 1em}
-.bad{color:#b00020}img{max-width:100%}p.small{font-size:.85em;color:#555}
-"""
 
 
 def _ok(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -118,39 +104,76 @@ def best_points(
     return best
 
 
-def _png_bytes(fig: Figure) -> bytes:
-    FigureCanvasAgg(fig)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
-
-
 def _label(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
 
 
-def heatmap_png(frame: pd.DataFrame, params: Sequence[str], metric: str) -> bytes:
-    """The metric's mean over the other parameters, on the two most important ones."""
+def _heatmap_axes(
+    frame: pd.DataFrame, params: Sequence[str], metric: str
+) -> tuple[pd.DataFrame, dict[str, float], list[str]]:
+    """The rows that ran, each parameter's importance, and the heatmap's (x, y) parameters."""
     ok = _ok(frame, metric)
     importance = param_importance(frame, params, metric)
-    axes = heatmap_params(importance, ok) if not ok.empty else []
-    with matplotlib.rc_context(_RC):
+    return ok, importance, heatmap_params(importance, ok) if not ok.empty else []
+
+
+def _cell_table(ok: pd.DataFrame, x: str, y: str | None, column: str) -> pd.DataFrame:
+    """Mean of `column` per heatmap cell (y rows, x columns; one unnamed row without y)."""
+    if y is None:
+        table = ok.groupby(x, sort=True)[column].mean().to_frame().T
+        table.index = [""]
+        return table
+    return ok.pivot_table(index=y, columns=x, values=column, aggfunc="mean", sort=True)
+
+
+def metric_columns(frame: pd.DataFrame) -> list[str]:
+    """The numeric metric columns of a results frame (strategy first, then benchmark)."""
+    from backtests.sweep import metric_names
+
+    return [m for m in metric_names() if m in frame.columns]
+
+
+def heatmap_chart(frame: pd.DataFrame, params: Sequence[str], metric: str) -> Any | None:
+    """The interactive heatmap: hovering a cell lists every metric of its point(s)."""
+    ok, importance, axes = _heatmap_axes(frame, params, metric)
+    if not axes:
+        return None
+    x, y = axes[0], (axes[1] if len(axes) > 1 else None)
+    table = _cell_table(ok, x, y, metric)
+    metrics = [m for m in metric_columns(ok) if pd.api.types.is_numeric_dtype(ok[m])]
+    means = {m: _cell_table(ok.assign(**{m: pd.to_numeric(ok[m])}), x, y, m) for m in metrics}
+    sizes = ok.groupby([y, x]).size() if y is not None else ok.groupby(x).size()
+    hover = []
+    for row in table.index:
+        line = []
+        for col in table.columns:
+            n = int(sizes.get((row, col) if y is not None else col, 0))
+            head = f"{x} = {_label(col)}" + (f", {y} = {_label(row)}" if y else "")
+            items = [head, f"points: {n} (mean over the others)" if n > 1 else "one point"]
+            for m in metrics:
+                value = means[m].at[row, col]
+                items.append(f"{m}: {_cell(float(value))}")
+            line.append("<br>".join(html.escape(i) for i in items))
+        hover.append(line)
+    return charts.heatmap_chart(table, hover, metric, x, y, lower_is_better(metric))
+
+
+def heatmap_png(frame: pd.DataFrame, params: Sequence[str], metric: str) -> bytes:
+    """The metric's mean over the other parameters, on the two most important ones."""
+    ok, importance, axes = _heatmap_axes(frame, params, metric)
+    with matplotlib.rc_context({**RC, "axes.grid": False}):
         fig = Figure(figsize=(7.5, 5.5), layout="constrained")
         ax = fig.add_subplot()
         if not axes:
             message = "no successful points to plot" if ok.empty else "no swept parameter varies"
             ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
             ax.set_axis_off()
-            return _png_bytes(fig)
+            return png_bytes(fig)
         x = axes[0]
         y = axes[1] if len(axes) > 1 else None
-        if y is None:
-            table = ok.groupby(x, sort=True)[metric].mean().to_frame().T
-            table.index = [""]
-        else:
-            table = ok.pivot_table(index=y, columns=x, values=metric, aggfunc="mean", sort=True)
+        table = _cell_table(ok, x, y, metric)
         data = np.ma.masked_invalid(table.to_numpy(dtype="float64"))
         cmap = matplotlib.colormaps["viridis_r" if lower_is_better(metric) else "viridis"]
         cmap = cmap.with_extremes(bad="#dddddd")
@@ -174,7 +197,7 @@ def heatmap_png(frame: pd.DataFrame, params: Sequence[str], metric: str) -> byte
                         col, row, f"{value:.3g}", ha="center", va="center", fontsize=8,
                         color="white" if dark else "black",
                     )  # fmt: skip
-        return _png_bytes(fig)
+        return png_bytes(fig)
 
 
 # --------------------------------------------------------------------------- HTML
@@ -230,17 +253,14 @@ def _notes(frame: pd.DataFrame) -> list[str]:
         "worse out of sample (tradeship walkforward measures by how much)."
     ]
     if "synthetic" in frame.columns and frame["synthetic"].fillna(False).astype(bool).any():
-        notes.insert(0, "SYNTHETIC DEMO DATA: generated prices, not a real market.")
+        notes.insert(0, data_note(synthetic=True))
     elif len(frame):
-        notes.insert(
-            0,
-            "Universe = the symbols the source has today: survivorship bias flatters results.",
-        )
+        notes.insert(0, data_note(synthetic=False))
     return notes
 
 
 def walkforward_html(folds: pd.DataFrame, metric: str) -> str:
-    """The walk-forward section: one row per fold, then the averages."""
+    """The walk-forward section: in- vs out-of-sample per fold (chart), each fold, averages."""
     from backtests.walkforward import summary_line
 
     left = [c for c in folds.columns if c in ("params", "error")]
@@ -250,9 +270,28 @@ def walkforward_html(folds: pd.DataFrame, metric: str) -> str:
         f"{html.escape(metric)}), then backtests that point on the following out-of-sample "
         "window it never saw. <b>degradation</b> = in-sample minus out-of-sample "
         f"{html.escape(metric)}: how much of the sweep's best result was fitted to noise.</p>\n"
+        + chart_div(charts.walkforward_chart(folds, metric), "chart-walkforward", 360)
         + html_table(folds, left=left)
         + f"<p>{html.escape(summary_line(folds, metric))}</p>\n"
     )
+
+
+def best_point_skill(
+    spec: SweepSpec, best: pd.DataFrame, params: Sequence[str], cache_dir: str | None = None
+) -> Skill | None:
+    """Re-run the best point with its forecasts recorded (they come from the forecast cache,
+    so nothing is refitted) and measure their skill; None when nothing ran or no forecast.
+    """
+    from backtests.forecast_skill import RecordingForecaster, forecast_skill
+    from backtests.runner import run_backtest
+    from backtests.sweep import _forecaster, _scalar
+
+    if best.empty:
+        return None
+    point = {p: _scalar(best.iloc[0][p]) for p in params if p in best.columns}
+    recorder = RecordingForecaster(_forecaster(cache_dir))
+    result = run_backtest(spec.config(point), forecaster=recorder)
+    return forecast_skill(recorder.records, result.history["close"], result.metrics["params"])
 
 
 def write_sweep_report(
@@ -264,8 +303,14 @@ def write_sweep_report(
     title: str,
     summary: Mapping[str, Any] | None = None,
     walkforward: pd.DataFrame | None = None,
+    skill: Skill | None = None,
 ) -> Path:
-    """Write heatmap.png and report.html for a sweep's results; returns report.html."""
+    """Write heatmap.png and report.html for a sweep's results; returns report.html.
+
+    ``skill`` (from :func:`best_point_skill`) adds the best point's forecast-skill section.
+    """
+    from backtests.report import forecast_skill_html
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     png = heatmap_png(frame, params, metric)
@@ -276,14 +321,7 @@ def write_sweep_report(
         {"parameter": ranking, "importance (eta^2)": [importance[p] for p in ranking]}
     )
     best = best_points(frame, params, metric)
-    parts = [
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n',
-        f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n",
-        f"<h1>{html.escape(title)}</h1>\n",
-        '<div class="notes"><ul>\n'
-        + "".join(f"<li>{html.escape(n)}</li>\n" for n in _notes(frame))
-        + "</ul></div>\n",
-    ]
+    parts = []
     if summary:
         rows = pd.DataFrame({"": list(summary), "value": [str(v) for v in summary.values()]})
         parts.append("<h2>Sweep</h2>\n" + html_table(rows, left=["", "value"]))
@@ -293,10 +331,19 @@ def write_sweep_report(
         "each parameter's group means (eta&sup2;; 0 = no effect, 1 = explains everything)."
         "</p>\n" + html_table(importance_frame, left=["parameter"])
     )
+    chart = heatmap_chart(frame, params, metric)
     data = base64.b64encode(png).decode("ascii")
     parts.append(
-        f'<h2>Heatmap</h2>\n<img alt="{html.escape(metric)} heatmap" '
-        f'src="data:image/png;base64,{data}">\n'
+        "<h2>Heatmap</h2>\n"
+        + (
+            '<p class="small">Hover a cell for every metric of its point(s).</p>\n'
+            + chart_div(chart, "chart-heatmap", 480)
+            if chart is not None
+            else ""
+        )
+        + f"<details{'' if chart is not None else ' open'}><summary>Static heatmap (PNG)"
+        f'</summary>\n<img alt="{html.escape(metric)} heatmap" '
+        f'src="data:image/png;base64,{data}">\n</details>\n'
     )
     parts.append(
         f"<h2>Best points by {html.escape(metric)}"
@@ -304,6 +351,11 @@ def write_sweep_report(
         + "</h2>\n"
         + html_table(best)
     )
+    if skill is not None:
+        parts.append(
+            '<p class="small">The forecast-skill section below is the best point\'s.</p>\n'
+            + forecast_skill_html(skill, prefix="best")
+        )
     if walkforward is not None:
         parts.append(walkforward_html(walkforward, metric))
     if len(frame) and "error" in frame.columns:
@@ -315,7 +367,8 @@ def write_sweep_report(
                 f'<h2 class="bad">Failed points ({count})</h2>\n'
                 + html_table(failed.reset_index(drop=True), left=["error"])
             )
-    parts.append("</body>\n</html>\n")
     path = out / REPORT_FILE
-    path.write_text("".join(parts), encoding="utf-8", newline="\n")
+    path.write_text(
+        page(title, "".join(parts), notes=_notes(frame)), encoding="utf-8", newline="\n"
+    )
     return path

@@ -51,7 +51,7 @@ def _inputs(n_orders: int = 6) -> dict:
 
 
 def _outputs(d: Path) -> dict[str, bytes]:
-    return {name: (d / name).read_bytes() for name in (*PLOTS, "report.html")}
+    return {name: (d / name).read_bytes() for name in (*PLOTS, "report.html", "tearsheet.json")}
 
 
 def test_writes_all_files(tmp_path: Path) -> None:
@@ -78,7 +78,7 @@ def test_html_content(tmp_path: Path) -> None:
     # Notes escaped, never raw.
     assert "Synthetic demo data — not real prices" in html
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; co" in html
-    assert "<script" not in html
+    assert "<script>alert" not in html
     # Orders table.
     assert "S000" in html and 'class="buy"' in html and 'class="sell"' in html
     assert "101.25" in html
@@ -86,16 +86,36 @@ def test_html_content(tmp_path: Path) -> None:
 
 def test_self_contained(tmp_path: Path) -> None:
     html = write_report(tmp_path, **_inputs()).read_text(encoding="utf-8")
-    # Base64 payloads can contain "http" by chance; check everything else.
-    markup = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "data:", html)
-    assert "http" not in markup.lower()
-    assert "<link" not in markup and "<script" not in markup and "url(" not in markup
-    srcs = re.findall(r'src="([^"]*)"', html)
+    # Nothing is fetched: no external script, stylesheet or image; plotly.js inlined once.
+    assert "<link" not in html
+    assert re.search(r"<script[^>]*\bsrc=", html) is None
+    assert html.count("<script>") == html.count("Plotly.newPlot(") + 1
+    assert html.count("plotly.js v") >= 1 and html.count("<script>/**") <= 1
+    markup = re.sub(r"<script>.*?</script>", "", html, flags=re.S)
+    srcs = re.findall(r'src="([^"]*)"', markup)
     assert len(srcs) == 3
     for src, name in zip(srcs, PLOTS, strict=True):
         assert src.startswith("data:image/png;base64,")
         # The embedded image is exactly the PNG written next to the report.
         assert base64.b64decode(src.split(",", 1)[1]) == (tmp_path / name).read_bytes()
+
+
+def test_every_section_and_chart_is_present(tmp_path: Path) -> None:
+    html = write_report(tmp_path, **_inputs()).read_text(encoding="utf-8")
+    for heading in (
+        "Metrics", "Equity", "Drawdowns", "Monthly and yearly returns",
+        "Rolling Sharpe and volatility", "Distribution of daily returns", "Trades", "Orders",
+    ):  # fmt: skip
+        assert f"<h2>{heading}</h2>" in html, heading
+    charts = re.findall(r'<div id="([^"]+)" class="chart"', html)
+    assert charts == [
+        "chart-equity", "chart-drawdown", "chart-monthly", "chart-yearly", "chart-rolling",
+        "chart-distribution", "chart-contribution",
+    ]  # fmt: skip
+    assert all(f'Plotly.newPlot("{c}"' in html for c in charts)
+    for label in ("Calmar (empyrical)", "SQN", "Turnover (annual, one-way)", "Win rate"):
+        assert label in html, label
+    assert "Worst 3 drawdowns" in html or "Worst " in html
 
 
 def test_byte_identical_rewrite(tmp_path: Path) -> None:
@@ -140,7 +160,9 @@ def test_only_last_50_orders_listed(tmp_path: Path) -> None:
     inp = _inputs(n_orders=LAST_ORDERS + 10)
     html = write_report(tmp_path, **inp).read_text(encoding="utf-8")
     assert f"Last {LAST_ORDERS} of {LAST_ORDERS + 10} orders" in html
-    assert "S009" not in html and "S010" in html and "S059" in html
+    table = html[html.index('<table class="orders">') :]
+    table = table[: table.index("</table>")]
+    assert "S009" not in table and "S010" in table and "S059" in table
 
 
 def test_many_orders_switch_to_monthly_bars(tmp_path: Path) -> None:
