@@ -171,7 +171,7 @@ class BacktestSide(bt.Strategy):
     """The backtest of TopMomentum: decide at bar t-1 for t, size at t-1's close with the
     live runs' conversion (one sizing rule), sells first, fill at t's open."""
 
-    params = (("history", None), ("fills", None), ("trade_from", None))
+    params = (("history", None), ("fills", None), ("trade_from", None), ("exectype", None))
 
     def next(self) -> None:
         i = len(self) - 1
@@ -193,7 +193,8 @@ class BacktestSide(bt.Strategy):
         deltas = {n: w - positions.get(n, 0.0) for n, w in wanted.items()}
         for name, delta in sorted(deltas.items(), key=lambda kv: (kv[1] > 0, kv[0])):
             if delta:
-                (self.buy if delta > 0 else self.sell)(data=feeds[name], size=abs(delta))
+                send = self.buy if delta > 0 else self.sell
+                send(data=feeds[name], size=abs(delta), exectype=self.p.exectype)
 
     def notify_order(self, order: bt.Order) -> None:
         if order.status == order.Completed:
@@ -204,7 +205,7 @@ class BacktestSide(bt.Strategy):
             )
 
 
-def backtest_fills(first: str, last: str) -> list[tuple]:
+def backtest_fills(first: str, last: str, fill: str) -> list[tuple]:
     data = load("demo", SYMBOLS, "2024-04-01", last)
     history = to_history(data.bars)
     cerebro = bt.Cerebro(stdstats=False)
@@ -220,23 +221,30 @@ def backtest_fills(first: str, last: str) -> list[tuple]:
         cerebro.adddata(bt.feeds.PandasData(dataname=frame), name=symbol)
     fills: list = []
     trade_from = pd.Timestamp(first)
-    cerebro.addstrategy(BacktestSide, history=history, fills=fills, trade_from=trade_from)
+    exectype = bt.Order.Close if fill == "close" else bt.Order.Market
+    cerebro.addstrategy(
+        BacktestSide, history=history, fills=fills, trade_from=trade_from, exectype=exectype
+    )
     cerebro.run(runonce=False)
     return sorted(f for f in fills if first <= f[0] <= last)
 
 
-def test_market_on_open_paper_fills_equal_the_backtest_fills(sandbox):
-    """Item 5's proof: opg runs before 09:28 for four sessions; every fill equals the
-    backtest's fill of the same session, in price and quantity."""
+@pytest.mark.parametrize(
+    ("fill", "tif", "run_at", "filled_by"),
+    [("open", "opg", "09:00", "09:31"), ("close", "cls", "15:00", "16:01")],
+)
+def test_paper_fills_equal_the_backtest_fills(sandbox, fill, tif, run_at, filled_by):
+    """Item 5's proof: opg runs before 09:28 (cls runs before 15:50) for four sessions;
+    every fill equals the backtest's fill of the same session, in price and quantity."""
     sessions = ["2024-06-03", "2024-06-04", "2024-06-05", "2024-06-06"]
-    backtest = backtest_fills(sessions[0], sessions[-1])
+    backtest = backtest_fills(sessions[0], sessions[-1], fill)
     # both start flat with the same cash on 2024-06-03 (bars before it only warm up)
     paper = []
     for day in sessions:
-        set_clock(sandbox, f"{day}T09:00")
-        sent = run(source="demo", fill="open")
-        assert {o["time_in_force"] for o in sent} <= {"opg"}
-        set_clock(sandbox, f"{day}T09:31")  # the open crosses: opg orders fill at it
+        set_clock(sandbox, f"{day}T{run_at}")
+        sent = run(source="demo", fill=fill)
+        assert sent and {o["time_in_force"] for o in sent} == {tif}
+        set_clock(sandbox, f"{day}T{filled_by}")  # the open (close) crosses: they fill
     for order in all_orders(sandbox):
         assert order.status.value == "filled", (order.symbol, order.status)
         paper.append(
