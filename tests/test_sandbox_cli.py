@@ -39,6 +39,10 @@ def test_options_and_defaults():
         ["sandbox", "--port", "0", "--date", "2024-03-01", "--cash", "5000", "--db", "x.db"]
     )
     assert (args.port, args.date, args.cash, args.db) == (0, "2024-03-01", 5000.0, "x.db")
+    assert args.account is None  # a new database: margin, as Alpaca paper accounts
+    assert parser().parse_args(["sandbox", "--account", "cash"]).account == "cash"
+    with pytest.raises(SystemExit):
+        parser().parse_args(["sandbox", "--account", "portfolio"])
 
 
 def test_help_teaches_how_to_use_it():
@@ -53,6 +57,11 @@ def test_help_teaches_how_to_use_it():
         "url_override",
         "OPEN",
         "--date",
+        "opg",
+        "cls",
+        "limit / stop",
+        "--account",
+        "expire at the close",
     ):
         assert needle in text
 

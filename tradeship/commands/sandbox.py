@@ -14,12 +14,33 @@ alpaca-py client (and an exported module's run()) can trade offline, on history.
 
 It runs on a SIMULATED clock that stands still until you move it: it opens at 15:00 New
 York (12:00 on an early-close day) of session --date (default: the last session of
---source). Market orders fill at
-once at that session's OPEN price from --source, the price the backtest fills the same
-decision at, so paper equals backtest. Orders sent while the market is closed are
-accepted and fill at the next open the clock crosses. Positions are valued at the
-session's open while it is open, at its close after. Account, clock and orders live in
-the SQLite file --db: stop and start again on it and nothing is lost.
+--source). Account, clock and orders live in the SQLite file --db: stop and start again
+on it and nothing is lost.
+
+Order lifecycle, as on Alpaca: POST /v2/orders answers `accepted`; once the clock moves
+while the market is open the order is `new`; it fills only when the clock crosses a
+price the daily data has, and filled_at is that simulated time.
+
+Fill prices (daily data knows the open at 09:30 and the close at the close, and the
+session's high and low at unknown moments):
+  opg  (market on open)   the session's OPEN; refused from 09:28 to 19:00 of a session
+  cls  (market on close)  the session's CLOSE; refused from 10 min before the close to 19:00
+  market, sent while closed   the next OPEN (what the backtest's default fill uses)
+  market, sent in a session   that session's CLOSE (the next price the data has; for
+                              an intraday round trip buy opg and sell cls)
+  limit / stop            at the open if it is through the limit / stop, else against the
+                          session's range at the close: a limit fills at its limit price
+                          if the low (buy) / high (sell) reached it, a stop at its stop
+                          price if the high (buy) / low (sell) did; the whole session's
+                          range is used even for an order sent mid-session
+Open, close, high and low are --source's adjusted prices, the ones the backtest fills at,
+so opg/cls orders fill exactly where the backtest does. day orders expire at the close,
+gtc orders stay, ioc/fok are canceled when their first price does not fill them.
+
+Accounts (--account): margin (default, as Alpaca paper) has Reg T buying power (2 x
+equity - positions, from $2,000 of equity), sells of a symbol not held open shorts, and
+day trades are counted over 5 sessions (under $25,000 of equity the 4th is refused).
+cash: buying power is the cash, no shorts.
 
 Credentials: it accepts only APCA_API_KEY_ID / APCA_API_SECRET_KEY from the environment,
 or the fixed sandbox values it prints when they are unset. Point a client at it with
@@ -27,15 +48,17 @@ or the fixed sandbox values it prints when they are unset. Point a client at it 
 or in Python
   TradingClient(KEY, SECRET, paper=True, url_override="http://127.0.0.1:PORT")
 
-Alpaca endpoints: /v2/account, /v2/clock, /v2/calendar, /v2/orders (POST, GET, DELETE),
-/v2/orders/{id}, /v2/orders:by_client_order_id, /v2/positions[/{symbol}],
-/v2/assets/{symbol}; rate-limit headers and Alpaca's error bodies included.
-Market Data API: GET /v2/stocks/bars (daily bars of sessions already closed on the
-simulated clock, the adjusted prices of --source), what `tradeship live` reads.
+Alpaca endpoints: /v2/account, /v2/account/activities[/{type}] (fills),
+/v2/account/portfolio/history (1D), /v2/clock, /v2/calendar, /v2/orders (POST, GET,
+DELETE), /v2/orders/{id} (GET, PATCH, DELETE), /v2/orders:by_client_order_id,
+/v2/positions[/{symbol}] (GET, DELETE), /v2/assets[/{symbol}]; rate-limit headers and
+Alpaca's error bodies included.
+Market Data API: GET /v2/stocks/bars and /v2/stocks/{symbol}/bars (daily bars of sessions
+already closed on the simulated clock, the adjusted prices of --source).
 
 Sandbox endpoints (same key headers):
-  POST   /sandbox/advance  {"sessions": 1}      to 15:00 of the next session; queued
-                                                orders fill at its open
+  POST   /sandbox/advance  {"sessions": 1}      to 15:00 of the next session; orders fill
+                                                at the opens and closes crossed
   POST   /sandbox/clock    {"time": "2024-06-03T17:00"}   move forward (naive = New York)
   POST   /sandbox/faults   {"status": 500, "times": 2, "paths": ["/v2/orders"]}
                            {"delay": 3} {"malformed": true} {"timeout_after_accept": 5}
@@ -46,6 +69,7 @@ Sandbox endpoints (same key headers):
 EXAMPLE = """\
 examples:
   tradeship sandbox --date 2024-06-03
+  tradeship sandbox --date 2024-06-03 --account cash --db out/cash.db
   tradeship sandbox --source parquet:../shared/data/sp500_daily.parquet --date 2020-03-16 \\
       --cash 50000 --db out/sandbox-2020.db --port 8800
   curl -H "APCA-API-KEY-ID: $APCA_API_KEY_ID" -H "APCA-API-SECRET-KEY: $APCA_API_SECRET_KEY" \\
@@ -69,6 +93,7 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
         key=os.environ.get("APCA_API_KEY_ID") or DEFAULT_KEY,
         secret=os.environ.get("APCA_API_SECRET_KEY") or DEFAULT_SECRET,
         symbols=parse_symbols(args.symbols),
+        account=args.account,
     )
 
 
@@ -96,6 +121,14 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
         "--cash",
         type=float,
         help="starting cash of a new --db (default 100000; an existing --db keeps its own)",
+    )
+    sandbox.add_argument(
+        "--account",
+        choices=("margin", "cash"),
+        help=(
+            "account type of a new --db: margin (default, as Alpaca paper: 2x buying power, "
+            "shorts, day trades counted) or cash (an existing --db keeps its own)"
+        ),
     )
     sandbox.add_argument(
         "--date",
