@@ -1,7 +1,8 @@
 """Helpers the tests/test_bundle_*.py files share (no tests here).
 
 One small exported module (20 synthetic symbols, quick Prophet windows) on the built-in
-`demo` data; 2024-05-28 is a rebalance session on which it buys two symbols.
+`demo` data, on the export's own SCHEDULE (daily at 09:00 New York for open fills, before
+the opg cut-off); 2024-05-28 is a rebalance session on which it buys two symbols.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -22,7 +24,7 @@ PARAMS = {"top_n": 4, "prophet_window": 60, "momentum_lookback": 20, "threshold"
 SESSION = "2024-05-28"  # a rebalance session (the Tuesday after Memorial Day 2024)
 HOLIDAY = "2024-05-27"  # Memorial Day: cron fires, NYSE is closed
 SLOT = "20240528"
-FIRE_UTC = "2024-05-28T19:00:00Z"  # 15:00 New York (EDT)
+FIRE_UTC = "2024-05-28T13:00:00Z"  # 09:00 New York (EDT)
 CREDENTIALS = ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "APCA_API_BASE_URL")
 
 
@@ -31,10 +33,11 @@ def export_module(folder: Path, schedule: str | None = None) -> Path:
     _, compiled = build_export("prophet_momentum", PARAMS, SYMBOLS, default_source="demo")
     path, _ = write_export(compiled, Path(folder) / "strategy.py")
     if schedule is not None:
-        text = path.read_text()
-        old = "SCHEDULE = 'daily at 15:00'"
-        assert old in text
-        path.write_text(text.replace(old, f"SCHEDULE = {schedule!r}"))
+        text, count = re.subn(
+            r"^SCHEDULE = .*$", f"SCHEDULE = {schedule!r}", path.read_text(), flags=re.M
+        )
+        assert count == 1
+        path.write_text(text)
     return path
 
 

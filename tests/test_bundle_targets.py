@@ -17,7 +17,7 @@ import yaml
 from test_bundle_support import export_module
 
 from exporters.bundle import BundleError, build_bundle
-from exporters.bundle.common import read_module
+from exporters.bundle.common import embedded_modules, read_module
 from exporters.bundle.lambda_target import render_dockerfile, render_template
 from exporters.bundle.scan import scan_bundle
 from exporters.compiler import PROJECT_PACKAGES
@@ -53,9 +53,10 @@ def assert_nothing_of_the_project(folder: Path) -> None:
         top = path.relative_to(folder).parts[0]
         assert top.removesuffix(".py") not in PROJECT_PACKAGES, path
     module = ast.parse((folder / "exported_strategy.py").read_text())
+    embedded = embedded_modules(module)  # carried by the module itself, as source text
     for node in ast.walk(module):
         if isinstance(node, ast.ImportFrom) and node.module:
-            assert node.module.split(".")[0] not in PROJECT_PACKAGES
+            assert node.module.split(".")[0] not in PROJECT_PACKAGES or node.module in embedded
 
 
 def test_container_bundle(module_path, tmp_path, with_fake_credentials):
@@ -73,20 +74,22 @@ def test_container_bundle(module_path, tmp_path, with_fake_credentials):
         "requirements.txt",
     ]
     assert (out / "exported_strategy.py").read_bytes() == module_path.read_bytes()
-    assert (out / "requirements.txt").read_text() == (
-        module_path.parent / "requirements.txt"
-    ).read_text()
+    pins = (module_path.parent / "requirements.txt").read_text().split()
+    kept = (out / "requirements.txt").read_text().split()
+    needed, why = read_module(module_path).needs_pyarrow()  # a Parquet source or cache
+    assert kept == [p for p in pins if needed or not p.startswith("pyarrow==")]
+    assert result.manifest["pyarrow"] == {"bundled": needed, "why": why}
     dockerfile = (out / "Dockerfile").read_text()
-    assert "FROM python:3.11-slim-bookworm" in dockerfile and "USER 10001" in dockerfile
+    assert "FROM python:3.12-slim-bookworm" in dockerfile and "USER 10001" in dockerfile
     assert "PYTHONUNBUFFERED=1" in dockerfile
     jobs = list(yaml.safe_load_all((out / "kubernetes/cronjob.yaml").read_text()))
     cronjob = jobs[0]["spec"]
-    assert cronjob["schedule"] == "0 15 * * 1-5" and cronjob["timeZone"] == "America/New_York"
+    assert cronjob["schedule"] == "0 9 * * 1-5" and cronjob["timeZone"] == "America/New_York"
     assert cronjob["concurrencyPolicy"] == "Forbid" and cronjob["startingDeadlineSeconds"] == 600
     container = cronjob["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == ["--once"]
     assert container["envFrom"] == [{"secretRef": {"name": "tradeship-alpaca"}}]
-    assert result.manifest["cronjob_schedules"] == ["0 15 * * 1-5"]
+    assert result.manifest["cronjob_schedules"] == ["0 9 * * 1-5"]
     assert_nothing_of_the_project(out)
 
 
@@ -105,14 +108,17 @@ def test_azure_bundle(module_path, tmp_path, with_fake_credentials):
     }
     requirements = (out / "requirements.txt").read_text().split()
     assert requirements[0].startswith("azure-functions")
-    assert not any(r.startswith("boto3") for r in requirements)  # the S3 journal is AWS's
+    # an s3:// journal imports boto3: only the Lambda runtime provides it
+    pins = read_module(module_path).requirements_for("azure")
+    assert requirements[1:] == pins and any(r.startswith("boto3==") for r in requirements)
+    assert result.manifest["python"] == "3.12"
     settings = json.loads((out / "local.settings.json.example").read_text())["Values"]
     assert settings["APCA_API_KEY_ID"] == "" and settings["APCA_API_SECRET_KEY"] == ""
     assert settings["WEBSITE_TIME_ZONE"] == "America/New_York"
     host = json.loads((out / "host.json").read_text())
     assert host["version"] == "2.0" and host["functionTimeout"] == "00:10:00"
     source = (out / "function_app.py").read_text()
-    assert 'schedule="0 0 15 * * 1-5"' in source and "run_on_startup=False" in source
+    assert 'schedule="0 0 9 * * 1-5"' in source and "run_on_startup=False" in source
     assert 'max_retry_count="1"' in source
     assert "pickle" not in source + (out / "bundle_runtime.py").read_text()
     assert result.manifest["website_time_zone"] == {
@@ -120,7 +126,7 @@ def test_azure_bundle(module_path, tmp_path, with_fake_credentials):
         "linux": "America/New_York",
     }
     utc = build_bundle("azure", module_path, tmp_path / "azure-utc", clock="utc", log=quiet)
-    assert utc.manifest["ncrontab"] == ["0 0 19,20 * * 1-5"]
+    assert utc.manifest["ncrontab"] == ["0 0 13,14 * * 1-5"]
     assert (
         "WEBSITE_TIME_ZONE" not in (tmp_path / "azure-utc/local.settings.json.example").read_text()
     )
@@ -243,7 +249,7 @@ def test_cli_bundle(module_path, tmp_path, monkeypatch, capsys):
         ["bundle", "--target", "container", "--module", str(module_path), "--out", str(out)]
     )
     assert code == 0 and (out / "Dockerfile").is_file()
-    assert "CronJob: 0 15 * * 1-5" in capsys.readouterr().out
+    assert "CronJob: 0 9 * * 1-5" in capsys.readouterr().out
     code = cli.main(
         ["bundle", "--target", "azure", "--module", str(tmp_path / "nope.py"), "--out", str(out)]
     )
@@ -254,7 +260,7 @@ def test_cli_bundle(module_path, tmp_path, monkeypatch, capsys):
 def fake_install(size_mb: float):
     """A stand-in for the Lambda pip install: one distribution of `size_mb` random bytes."""
 
-    def install(pins, target, python, strict=False):
+    def install(pins, target, python, allow_drift=False, platforms=None):
         package = target / "bigpkg"
         package.mkdir(parents=True)
         (package / "__init__.py").write_text("")
@@ -263,7 +269,7 @@ def fake_install(size_mb: float):
         info.mkdir()
         (info / "METADATA").write_text("Name: bigpkg\nVersion: 1.0\n")
         (info / "RECORD").write_text("bigpkg/__init__.py,,\nbigpkg/blob.bin,,\n")
-        return {"bigpkg": "1.0"}, ["bigpkg 2.0 has no wheel for the Lambda platform: bundled 1.0"]
+        return {"bigpkg": "1.0"}, [{"package": "bigpkg", "backtest": "2.0", "bundled": "1.0"}]
 
     return install
 
@@ -297,9 +303,12 @@ def test_lambda_zip_under_the_limit(module_path, tmp_path, monkeypatch):
         assert {"lambda_handler.py", "bundle_runtime.py", "exported_strategy.py"} <= names
         assert "bigpkg/blob.bin" in names
         assert {i.date_time for i in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
-    assert result.manifest["pin_changes"] == [
-        "bigpkg 2.0 has no wheel for the Lambda platform: bundled 1.0"
+    assert result.manifest["version_drift"] == [
+        {"package": "bigpkg", "backtest": "2.0", "bundled": "1.0"}
     ]
+    assert result.manifest["runtime"] == "python3.13"  # the newest runtime, tried first
+    assert "version drift: bigpkg 2.0 -> 1.0" in result.notes
+    assert any(line.startswith("VERSION DRIFT: bigpkg 2.0 -> 1.0") for line in lines)
     assert result.manifest["unzipped_bytes"] == packaging.unzipped_size(
         tmp_path / "lambda/function.zip"
     )

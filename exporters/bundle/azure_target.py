@@ -23,13 +23,11 @@ import json
 from pathlib import Path
 
 from exporters.bundle.common import (
-    AWS_RUNTIME_PROVIDED,
     BundleError,
     BundleResult,
     ExportedModule,
     base_manifest,
     copy_common,
-    normalise,
     write_text,
 )
 from exporters.bundle.scan import scan_bundle
@@ -139,9 +137,7 @@ def build_azure(
     rendered = render(module.schedule)
     expressions = rendered.ncrontab_utc if clock == "utc" else rendered.ncrontab
     result.files += copy_common(module, out)
-    pins = [
-        p for p in module.requirements if normalise(p.split("==")[0]) not in AWS_RUNTIME_PROVIDED
-    ]
+    pins = module.requirements_for("azure")  # boto3 included: an s3:// journal needs it
     result.files.append(
         write_text(out / "requirements.txt", "\n".join([AZURE_FUNCTIONS_PIN, *pins]) + "\n")
     )
@@ -165,6 +161,9 @@ def build_azure(
         else None,
         "functions": [f"tradeship_trade_{i}" for i in range(len(expressions))],
         "late_after_s": late_after,
+        "requirements": pins,
+        "pins": pins,
+        "pyarrow": dict(zip(("bundled", "why"), module.needs_pyarrow(), strict=True)),
         "scanned_files": scan.files,
     }
     result.write_manifest()

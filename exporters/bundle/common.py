@@ -20,9 +20,25 @@ RUNTIME_NAME = "bundle_runtime"
 MANIFEST = "bundle.json"
 FILES_DIR = Path(__file__).resolve().parent / "files"
 RUNTIME_SOURCE = Path(__file__).resolve().parent / "runtime.py"
+# Python versions each target's platform runs. Lambda: python3.11 on Amazon Linux 2 (glibc
+# 2.26), python3.12/3.13 on Amazon Linux 2023; Azure Functions Linux workers; python:X-slim.
+TARGET_PYTHONS = {
+    "lambda": ("3.11", "3.12", "3.13"),
+    "azure": ("3.11", "3.12"),
+    "container": ("3.11", "3.12", "3.13"),
+}
 SUPPORTED_PYTHONS = ("3.11", "3.12", "3.13")
-# Installed by the AWS Lambda Python runtime; an S3 journal imports boto3 lazily.
+# Azure and the container install the exact pins (pip fails rather than drift): the newest
+# Python each runs that has wheels of every pin.
+DEFAULT_PYTHON = {"azure": "3.12", "container": "3.12"}
+# Lambda: the newest runtime whose platform loads every pinned wheel (tried in this order).
+AUTO = "auto"
+# Installed by the AWS Lambda Python runtime (and only there); an S3 journal imports boto3
+# lazily, so Azure and the container install it from the pins.
 AWS_RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer", "jmespath"})
+# marketdata's reader of `parquet:PATH` sources: the one pyarrow user a module whose source is
+# not Parquet never calls. Any other pyarrow import (a Parquet cache) keeps pyarrow bundled.
+PARQUET_SOURCE_READER = "read_parquet_source"
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;#]+)\s*$")
 
 
@@ -42,6 +58,7 @@ class ExportedModule:
     default_source: str
     symbols: tuple[str, ...]
     requirements: tuple[str, ...]
+    fill: str = "open"  # the module's FILL constant (when it has one): how its orders fill
 
     @property
     def sha256(self) -> str:
@@ -50,9 +67,49 @@ class ExportedModule:
     def requirement_names(self) -> set[str]:
         return {normalise(r.split("==")[0]) for r in self.requirements}
 
+    def pyarrow_users(self) -> list[str]:
+        """Functions of the module that import pyarrow (inlined or embedded source alike)."""
+        users, current = [], "<module>"
+        for line in self.text.splitlines():
+            defined = _DEF.match(line)
+            if defined:
+                current = defined.group(1)
+            elif _PYARROW_IMPORT.match(line) and current not in users:
+                users.append(current)
+        return users
+
+    def needs_pyarrow(self) -> tuple[bool, str]:
+        """Whether a run needs pyarrow, and why: its source is Parquet, or its code (a Parquet
+        cache) imports it elsewhere than the Parquet source reader."""
+        if self.default_source.startswith("parquet:"):
+            return True, f"the module's source is {self.default_source}"
+        others = [u for u in self.pyarrow_users() if u != PARQUET_SOURCE_READER]
+        if others:
+            return True, f"the module imports it in {', '.join(others)} (e.g. a Parquet cache)"
+        return False, f"its source {self.default_source!r} and its caches do not read Parquet"
+
+    def requirements_for(self, target: str) -> list[str]:
+        """The pins a target installs: all of them, less what the Lambda runtime provides
+        (Lambda only: Azure and containers have no boto3) and pyarrow when no run needs it."""
+        drop = set(AWS_RUNTIME_PROVIDED) if target == "lambda" else set()
+        if not self.needs_pyarrow()[0]:
+            drop.add("pyarrow")
+        return [p for p in self.requirements if normalise(p.split("==")[0]) not in drop]
+
 
 def normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+_DEF = re.compile(r"^\s*(?:async\s+)?def\s+(\w+)\s*\(")
+_PYARROW_IMPORT = re.compile(r"^\s*(?:import\s+pyarrow|from\s+pyarrow[\s.])")
+
+
+def _optional_constant(tree: ast.Module, name: str, default: str) -> str:
+    try:
+        return str(_constant(tree, name))
+    except BundleError:
+        return default
 
 
 def _constant(tree: ast.Module, name: str) -> object:
@@ -101,13 +158,31 @@ def project_imports(tree: ast.Module) -> list[str]:
     return found
 
 
+def embedded_modules(tree: ast.Module) -> set[str]:
+    """Module names an export carries itself (``_EMBEDDED['live.runtime'] = ...``)."""
+    names = set()
+    for node in tree.body:
+        if not isinstance(node, ast.Assign):
+            continue
+        for target in node.targets:
+            if (
+                isinstance(target, ast.Subscript)
+                and isinstance(target.value, ast.Name)
+                and target.value.id == "_EMBEDDED"
+                and isinstance(target.slice, ast.Constant)
+            ):
+                names.add(str(target.slice.value))
+    return names
+
+
 def read_module(path: str | Path) -> ExportedModule:
     path = Path(path)
     if not path.is_file():
         raise BundleError(f"no exported module at {path}: write one with tradeship export")
     text = path.read_text(encoding="utf-8")
     tree = ast.parse(text, filename=str(path))
-    imported = project_imports(tree)
+    embedded = embedded_modules(tree)
+    imported = [name for name in project_imports(tree) if name not in embedded]
     if imported:
         raise BundleError(
             f"{path} imports {imported[0]} from the tradeship project: bundle the standalone "
@@ -118,10 +193,8 @@ def read_module(path: str | Path) -> ExportedModule:
         Schedule.parse(schedule)
     except ValueError as exc:
         raise BundleError(f"{path}: SCHEDULE {exc}") from None
-    for needed in ("run", "decide", "RunError", "Schedule", "LiveSettings"):
-        if not any(
-            isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == needed for n in tree.body
-        ):
+    for needed in ("run", "decide"):
+        if not any(isinstance(n, ast.FunctionDef) and n.name == needed for n in tree.body):
             raise BundleError(f"{path} has no {needed}: export it again with tradeship export")
     return ExportedModule(
         path=path,
@@ -132,17 +205,24 @@ def read_module(path: str | Path) -> ExportedModule:
         default_source=str(_constant(tree, "DEFAULT_SOURCE")),
         symbols=tuple(_constant(tree, "SYMBOLS")),
         requirements=_requirements_beside(path, text),
+        fill=_optional_constant(tree, "FILL", "open"),
     )
 
 
-def check_python(version: str) -> str:
+def check_python(version: str | None, target: str = "lambda") -> str:
+    """The target's Python: a version it runs, or AUTO (Lambda only: the newest runtime
+    whose platform loads every pinned wheel, chosen while installing)."""
+    if version is None or version == AUTO:
+        return AUTO if target == "lambda" else DEFAULT_PYTHON[target]
     version = version.removeprefix("python")
-    if version not in SUPPORTED_PYTHONS:
+    choices = TARGET_PYTHONS.get(target, SUPPORTED_PYTHONS)
+    if version not in choices:
         raise BundleError(
-            f"--python {version}: choose one of {', '.join(SUPPORTED_PYTHONS)} "
+            f"--python {version}: the {target} target runs {', '.join(choices)} "
             "(the exported module needs Python >= 3.11)"
         )
     return version
+
 
 
 def prepare_out(out: str | Path) -> Path:
@@ -175,6 +255,14 @@ def copy_entry(name: str, dest: Path) -> Path:
     target = dest / name
     shutil.copyfile(FILES_DIR / name, target)
     return target
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_text(path: Path, text: str) -> Path:

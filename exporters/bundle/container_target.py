@@ -169,7 +169,8 @@ def build_container(
     rendered = render(module.schedule)
     result.files += copy_common(module, out)
     result.files.append(copy_entry("entrypoint.py", out))
-    result.files.append(write_text(out / "requirements.txt", "\n".join(module.requirements) + "\n"))
+    pins = module.requirements_for("container")
+    result.files.append(write_text(out / "requirements.txt", "\n".join(pins) + "\n"))
     result.files.append(write_text(out / "Dockerfile", render_dockerfile(python)))
     result.files.append(write_text(out / ".dockerignore", DOCKERIGNORE))
     result.files.append(
@@ -187,6 +188,9 @@ def build_container(
         "entrypoint": ["python", "/app/entrypoint.py"],
         "cronjob_schedules": list(rendered.kubernetes),
         "late_after_s": late_after,
+        "requirements": pins,
+        "pins": pins,
+        "pyarrow": dict(zip(("bundled", "why"), module.needs_pyarrow(), strict=True)),
         "scanned_files": scan.files,
     }
     result.write_manifest()

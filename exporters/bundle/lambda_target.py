@@ -24,6 +24,7 @@ from pathlib import Path
 
 from exporters.bundle import packaging
 from exporters.bundle.common import (
+    AUTO,
     MODULE_NAME,
     RUNTIME_NAME,
     BundleError,
@@ -32,6 +33,7 @@ from exporters.bundle.common import (
     base_manifest,
     copy_common,
     copy_entry,
+    sha256_file,
     write_text,
 )
 from exporters.bundle.scan import scan_bundle
@@ -290,6 +292,38 @@ def _write_image_alternative(
     return files
 
 
+def install_exact(
+    pins: list[str], package: Path, python: str, *, allow_drift: bool, log=print
+) -> tuple[str, dict[str, str], list[dict]]:
+    """Install `pins` for the Lambda runtime `python`, or for AUTO the newest runtime whose
+    platform has a wheel of every exact pin. Returns (python, versions, drift)."""
+    candidates = packaging.AUTO_ORDER if python == AUTO else (python,)
+    for index, candidate in enumerate(candidates):
+        last = index == len(candidates) - 1
+        log(f"installing {len(pins)} requirements for the Lambda python{candidate} runtime ...")
+        try:
+            versions, drift = packaging.pip_install_for_lambda(
+                pins, package, candidate, allow_drift=allow_drift and last
+            )
+        except packaging.MissingWheels as exc:
+            shutil.rmtree(package, ignore_errors=True)
+            if not last:
+                log(f"python{candidate}: {exc}; trying an older runtime")
+                continue
+            hint = (
+                "bundle for python 3.12 or 3.13 (Amazon Linux 2023), which loads them"
+                if candidate == "3.11"
+                else "export with versions that have wheels for it"
+            )
+            raise BundleError(
+                f"{exc}. {hint}, or pass --allow-version-drift to ship other versions than the "
+                "backtest's (printed and recorded in bundle.json; the --verify certificate "
+                "then shows whether decisions still match)"
+            ) from None
+        return candidate, versions, drift
+    raise AssertionError("unreachable")
+
+
 def build_lambda(
     module: ExportedModule,
     out: Path,
@@ -299,15 +333,18 @@ def build_lambda(
     memory: int = DEFAULT_MEMORY_MB,
     timeout: int = DEFAULT_TIMEOUT_S,
     late_after: int = 600,
-    strict_pins: bool = False,
+    allow_version_drift: bool = False,
     smoke: bool = True,
     log=print,
 ) -> BundleResult:
-    """Install, trim, measure, smoke-test and zip; write the templates and the image files.
+    """Install the exact pins, trim, measure, smoke-test and zip; write the templates and the
+    image files.
 
-    Over `max_unzipped_mb` the zip is refused: the bundle then holds only the container-image
-    alternative (Dockerfile, template-image.yaml), bundle.json says why, and BundleError is
-    raised."""
+    `python` AUTO picks the newest Lambda runtime whose platform loads every pinned wheel.
+    Versions other than the backtest's are refused unless `allow_version_drift`; then each
+    difference is printed and recorded. Over `max_unzipped_mb` the zip is refused: the
+    bundle then holds only the container-image alternative (Dockerfile,
+    template-image.yaml), bundle.json says why, and BundleError is raised."""
     started = time.monotonic()
     result = BundleResult("lambda", out)
     rendered = render(module.schedule)
@@ -316,12 +353,16 @@ def build_lambda(
     work = Path(tempfile.mkdtemp(prefix="tradeship-lambda-", dir=out))
     try:
         package = work / "package"
-        pins = packaging.lambda_requirements(module.requirements)
-        log(f"installing {len(pins)} requirements for the Lambda platform (Python {python}) ...")
-        versions, pin_notes = packaging.pip_install_for_lambda(
-            pins, package, python, strict=strict_pins
+        pins = module.requirements_for("lambda")
+        pyarrow, pyarrow_why = module.needs_pyarrow()
+        if not pyarrow:
+            log(f"pyarrow left out: {pyarrow_why}")
+        python, versions, drift = install_exact(
+            pins, package, python, allow_drift=allow_version_drift, log=log
         )
-        result.notes += pin_notes
+        for line in packaging.drift_lines(drift):
+            log(f"VERSION DRIFT: {line} (the backtest ran the first)")
+        result.notes += [f"version drift: {line}" for line in packaging.drift_lines(drift)]
         before = sum(packaging.sizes_by_package(package).values())
         report = packaging.trim(package)
         copy_common(module, package)
@@ -345,7 +386,10 @@ def build_lambda(
             "sizes_by_package": [[name, size] for name, size in sizes.items()],  # largest first
             "trimmed_bytes": dict(report.removed),
             "requirements": requirements,
-            "pin_changes": pin_notes,
+            "pins": pins,
+            "version_drift": drift,
+            "allow_version_drift": allow_version_drift,
+            "pyarrow": {"bundled": pyarrow, "why": pyarrow_why},
             "memory_mb": memory,
             "timeout_s": timeout,
             "late_after_s": late_after,
@@ -369,7 +413,7 @@ def build_lambda(
                 "sam build -t template-image.yaml && sam deploy (see docs/deploy.md)"
             )
         if smoke:
-            result.notes.append(packaging.smoke_check(package, python))
+            result.notes.append(packaging.smoke_check(package, python, pyarrow=pyarrow))
         zipped, unzipped = packaging.write_zip(package, out / "function.zip")
         if unzipped != total:
             raise BundleError(f"the zip holds {unzipped} bytes, the package {total}: files changed")
@@ -387,6 +431,7 @@ def build_lambda(
     result.manifest = {
         **manifest,
         "zip_bytes": zipped,
+        "zip_sha256": sha256_file(out / "function.zip"),
         "unzipped_bytes": unzipped,
         "scanned_files": scan.files,
         "build_seconds": round(time.monotonic() - started, 1),

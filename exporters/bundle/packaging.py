@@ -35,7 +35,6 @@ import csv
 import hashlib
 import json
 import os
-import platform
 import re
 import shutil
 import stat
@@ -48,22 +47,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from exporters.bundle.common import AWS_RUNTIME_PROVIDED, BundleError, normalise
+from exporters.bundle.pythons import require_python
 
 LAMBDA_LIMIT_MB = 250
 MB = 1_000_000  # AWS counts the 250 MB limit in bytes; MB here is 10^6 bytes
-# Amazon Linux 2 (python3.11 runtime and image) has glibc 2.26; AL2023 (3.12+) glibc 2.34.
-LAMBDA_PLATFORMS = {
-    "3.11": ("manylinux2014_x86_64", "manylinux_2_24_x86_64", "manylinux_2_26_x86_64"),
-    "3.12": (
-        "manylinux2014_x86_64",
-        "manylinux_2_24_x86_64",
-        "manylinux_2_26_x86_64",
-        "manylinux_2_28_x86_64",
-        "manylinux_2_31_x86_64",
-        "manylinux_2_34_x86_64",
-    ),
-}
-LAMBDA_PLATFORMS["3.13"] = LAMBDA_PLATFORMS["3.12"]
+# Wheels a platform loads, by the glibc it has: Amazon Linux 2 (the python3.11 Lambda runtime
+# and image) 2.26; Amazon Linux 2023 (python3.12/3.13) 2.34; Debian bookworm (Azure's Python
+# workers, python:X-slim-bookworm) 2.36, installed with the 2.34 tags too.
+GLIBC_2_26 = ("manylinux2014_x86_64", "manylinux_2_24_x86_64", "manylinux_2_26_x86_64")
+GLIBC_2_34 = (
+    *GLIBC_2_26,
+    "manylinux_2_28_x86_64",
+    "manylinux_2_31_x86_64",
+    "manylinux_2_34_x86_64",
+)
+LAMBDA_PLATFORMS = {"3.11": GLIBC_2_26, "3.12": GLIBC_2_34, "3.13": GLIBC_2_34}
+PLATFORM_NAMES = {GLIBC_2_26: "Amazon Linux 2, glibc 2.26", GLIBC_2_34: "glibc 2.34"}
+# AUTO tries the newest Lambda runtime first and keeps the first whose platform has every pin.
+AUTO_ORDER = ("3.13", "3.12")
+
+
+def platforms_for(target: str, python: str) -> tuple[str, ...]:
+    """The wheel platform tags the target's Python `python` loads."""
+    return LAMBDA_PLATFORMS[python] if target == "lambda" else GLIBC_2_34
+
+
+class MissingWheels(BundleError):
+    """Some exact pin has no wheel for the platform: a newer runtime or version drift."""
+
 
 DROP_DISTRIBUTIONS = {
     **{name: "provided by the AWS Lambda Python runtime" for name in AWS_RUNTIME_PROVIDED},
@@ -112,6 +123,11 @@ DROP_GLOBS = {
     "prophet/stan_model/*.stan": "the model's source (it is compiled already)",
     "pyarrow/*flight*": "pyarrow Flight (RPC): not used to read or write Parquet",
     "pyarrow/*gandiva*": "pyarrow Gandiva (JIT): not used to read or write Parquet",
+    **{
+        f"pyarrow/{pattern}": "pyarrow's cloud file systems: data is read from local files "
+        "or yfinance, the journal writes S3 through boto3"
+        for pattern in ("*s3*", "*gcsfs*", "*azurefs*", "*hdfs*")
+    },
 }
 DUPLICATE_LIBS = "byte-identical copies of shared libraries nothing loads by that name"
 STRIPPED = "debug sections and local symbols of shared libraries (strip --strip-unneeded)"
@@ -138,10 +154,6 @@ class TrimReport:
 # -- install -----------------------------------------------------------------------------------
 
 
-def lambda_requirements(pins: tuple[str, ...]) -> list[str]:
-    return [p for p in pins if normalise(p.split("==")[0]) not in AWS_RUNTIME_PROVIDED]
-
-
 def _pip(args: list[str]) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "pip", "--disable-pip-version-check", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=1800)
@@ -155,17 +167,40 @@ def _installed_versions(target: Path) -> dict[str, str]:
     return versions
 
 
-def pip_install_for_lambda(
-    pins: list[str], target: Path, python: str, *, strict: bool = False
-) -> tuple[dict[str, str], list[str]]:
-    """Install `pins` for the Lambda platform into `target`.
+_NO_MATCH = re.compile(r"No matching distribution found for (\S+)")
 
-    Returns (installed versions, notes). When the exact pins have no wheel for the Lambda
-    platform (numpy >= 2.3 ships manylinux_2_28 wheels only, which Amazon Linux 2, glibc
-    2.26, cannot load), the pins become upper bounds (``name<=version``) and pip picks the
-    newest versions that have such wheels; `strict` refuses instead.
+
+def version_drift(pins: list[str], versions: dict[str, str]) -> list[dict[str, str | None]]:
+    """Every pin installed at another version than the backtest's (or not at all)."""
+    drift: list[dict[str, str | None]] = []
+    for pin in pins:
+        name, exact, wanted = pin.partition("==")
+        if not exact:
+            continue  # a range (azure-functions>=1.18,<2): whatever it resolves to is right
+        got = versions.get(normalise(name))
+        if got != wanted:
+            drift.append({"package": name, "backtest": wanted, "bundled": got})
+    return drift
+
+
+def pip_install_for_lambda(
+    pins: list[str],
+    target: Path,
+    python: str,
+    *,
+    allow_drift: bool = False,
+    platforms: tuple[str, ...] | None = None,
+) -> tuple[dict[str, str], list[dict[str, str | None]]]:
+    """Install exactly `pins` as wheels for the deploy platform into `target`.
+
+    Returns (installed versions, version drift). Exact pins are the default: a pin with no
+    wheel for the platform (numpy >= 2.3 ships manylinux_2_28 wheels only, which Amazon
+    Linux 2 cannot load) raises MissingWheels. Only with `allow_drift` do the pins become
+    upper bounds (``name<=version``), pip picking the newest versions that have such
+    wheels, and the drift is returned for the build to print and record.
     """
-    platforms = LAMBDA_PLATFORMS[python]
+    platforms = platforms or LAMBDA_PLATFORMS[python]
+    where = f"Python {python}, {PLATFORM_NAMES.get(platforms, platforms[-1])}"
     base = ["install", "--quiet", "--no-compile", "--only-binary=:all:", "--target", str(target)]
     base += ["--implementation", "cp", "--python-version", python]
     for tag in platforms:
@@ -173,15 +208,17 @@ def pip_install_for_lambda(
     requirements = target.parent / "requirements.lambda-input.txt"
     requirements.write_text("\n".join(pins) + "\n")
     done = _pip([*base, "-r", str(requirements)])
-    notes: list[str] = []
     if done.returncode != 0:
-        missing = (
-            "No matching distribution" in done.stderr or "Could not find a version" in done.stderr
-        )
-        if strict or not missing:
+        missing = _NO_MATCH.findall(done.stderr)
+        if not missing and "Could not find a version" not in done.stderr:
             raise BundleError(
-                "pip could not install the module's requirements for the Lambda platform "
-                f"({', '.join(platforms)}, Python {python}):\n{_tail(done.stderr)}"
+                f"pip could not install the module's requirements ({where}):\n"
+                f"{_tail(done.stderr)}"
+            )
+        if not allow_drift:
+            raise MissingWheels(
+                f"{', '.join(missing) or 'a pin'} has no wheel for {where}: the bundle would "
+                "ship other versions than the backtest ran"
             )
         shutil.rmtree(target, ignore_errors=True)
         relaxed = [p.replace("==", "<=") for p in pins]
@@ -189,20 +226,16 @@ def pip_install_for_lambda(
         done = _pip([*base, "-r", str(requirements)])
         if done.returncode != 0:
             raise BundleError(
-                "pip could not install the module's requirements for the Lambda platform even "
-                f"with the pins as upper bounds:\n{_tail(done.stderr)}"
+                f"pip could not install the module's requirements ({where}) even with the "
+                f"pins as upper bounds:\n{_tail(done.stderr)}"
             )
     requirements.unlink()
     versions = _installed_versions(target)
-    for pin in pins:
-        name, _, wanted = pin.partition("==")
-        got = versions.get(normalise(name))
-        if got != wanted:
-            notes.append(
-                f"{name} {wanted} has no wheel for the Lambda platform (Python {python}, "
-                f"{platforms[-1]} or older): bundled {got}"
-            )
-    return versions, notes
+    return versions, version_drift(pins, versions)
+
+
+def drift_lines(drift: list[dict[str, str | None]]) -> list[str]:
+    return [f"{d['package']} {d['backtest']} -> {d['bundled'] or 'missing'}" for d in drift]
 
 
 def _tail(text: str, lines: int = 15) -> str:
@@ -483,7 +516,6 @@ import logging, tempfile, os
 import bundle_runtime
 strategy = bundle_runtime.load_strategy()
 import numpy as np, pandas as pd
-import pyarrow as pa, pyarrow.parquet as pq, pyarrow.dataset
 import yfinance, alpaca.trading.client, exchange_calendars, pydantic_settings, cmdstanpy
 from prophet import Prophet
 days = pd.bdate_range("2024-01-01", periods=80)
@@ -493,33 +525,28 @@ model = Prophet(weekly_seasonality=False, yearly_seasonality=False, daily_season
 model.fit(frame)
 yhat = float(model.predict(pd.DataFrame({"ds": [days[-1] + pd.Timedelta(days=7)]}))["yhat"][0])
 assert np.isfinite(yhat), yhat
-folder = tempfile.mkdtemp()
-path = os.path.join(folder, "t.parquet")
-pq.write_table(pa.table({"symbol": ["A", "B"], "close": [1.0, 2.0]}), path)
-assert pq.read_table(path, filters=[("symbol", "in", ["B"])]).num_rows == 1
+if sys.argv[2] == "pyarrow":
+    import pyarrow as pa, pyarrow.parquet as pq, pyarrow.dataset
+    folder = tempfile.mkdtemp()
+    path = os.path.join(folder, "t.parquet")
+    pq.write_table(pa.table({"symbol": ["A", "B"], "close": [1.0, 2.0]}), path)
+    assert pq.read_table(path, filters=[("symbol", "in", ["B"])]).num_rows == 1
 schedule = strategy.Schedule.parse(strategy.SCHEDULE)
 assert schedule.fire_times("2025-03-10", "2025-03-10")
 print(f"smoke ok: prophet {sys.modules['prophet'].__version__} fit yhat={yhat:.3f}")
 """
 
 
-def can_smoke(python: str) -> str | None:
-    """Why this machine cannot run the Lambda wheels, or None if it can."""
-    here = f"{sys.version_info.major}.{sys.version_info.minor}"
-    if here != python:
-        return f"this Python is {here}, the bundle's is {python}"
-    if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
-        return f"this machine is {sys.platform}/{platform.machine()}, Lambda is linux/x86_64"
-    return None
-
-
-def smoke_check(folder: Path, python: str) -> str:
-    """Import what a run imports and fit Prophet from `folder` alone (python -I -S)."""
-    why_not = can_smoke(python)
-    if why_not:
-        return f"smoke check skipped: {why_not}"
+def smoke_check(folder: Path, python: str, *, pyarrow: bool = True) -> str:
+    """Import what a run imports and fit Prophet from `folder` alone, under the target's own
+    Python (python -I -S); skipped, and said so, where this machine has no such Python."""
+    try:
+        executable = require_python(python, "the smoke check")
+    except BundleError as exc:
+        return f"smoke check skipped: {exc}"
+    flag = "pyarrow" if pyarrow else "-"
     done = subprocess.run(
-        [sys.executable, "-I", "-S", "-B", "-c", SMOKE, str(folder)],
+        [str(executable), "-I", "-S", "-B", "-c", SMOKE, str(folder), flag],
         capture_output=True,
         text=True,
         timeout=600,
@@ -528,6 +555,6 @@ def smoke_check(folder: Path, python: str) -> str:
     if done.returncode != 0:
         raise BundleError(
             "the trimmed Lambda package does not work (imports or a Prophet fit failed under "
-            f"python -I -S):\n{_tail(done.stderr + done.stdout, 25)}"
+            f"python{python} -I -S):\n{_tail(done.stderr + done.stdout, 25)}"
         )
-    return done.stdout.strip().splitlines()[-1]
+    return done.stdout.strip().splitlines()[-1] + f" (python{python} -I -S)"
