@@ -7,7 +7,7 @@ import re
 import pytest
 
 from live.execution import book_value, client_order_id, plan_orders, target_shares
-from live.risk import account_gate_problems, risk_problems
+from live.risk import account_gate_problems, pretrade_problems, risk_problems, trading_refusal
 from live.schedule import Schedule
 from live.settings import LiveSettings
 
@@ -179,3 +179,32 @@ def test_schedules_parse_and_fire_on_sessions_in_new_york_time():
     assert daily.fire_times("2025-12-25", "2025-12-25") == []
     with pytest.raises(ValueError, match="unknown schedule"):
         Schedule.parse("hourly")
+
+
+def test_the_pretrade_gate_judges_the_book_the_orders_leave_at_the_last_close():
+    prices = {"AAA": 100.0, "BBB": 50.0}
+    # value 10,000 at the last close: 50 AAA held, 20 more on their way (an open order)
+    held, cash = {"AAA": 50.0}, 5_000.0
+    effective = {"AAA": 70.0}
+    plan = plan_orders({"AAA": 75.0}, effective, prices, **ID)
+    assert [(o.side, o.qty) for o in plan] == [("buy", 5.0)]
+    settings = LiveSettings(max_position_weight=0.7)
+    problems = pretrade_problems(plan, held, cash, prices, settings, None, effective)
+    assert problems == [
+        "AAA target weight 0.7500 exceeds TRADESHIP_MAX_POSITION_WEIGHT 0.7"
+    ]  # 75 shares after the open order and this one: 7,500 of 10,000
+    assert pretrade_problems(plan, held, cash, prices, settings) == []  # 55 without it
+
+
+def test_one_refusal_rule_for_both_live_paths():
+    good = {
+        "trading_blocked": False,
+        "account_blocked": False,
+        "trade_suspended_by_user": False,
+        "status": "ACTIVE",
+    }
+    assert trading_refusal(LiveSettings(), good) is None
+    assert "kill switch" in trading_refusal(LiveSettings(kill_switch=True), good)
+    assert trading_refusal(LiveSettings(), {**good, "trading_blocked": True}) == (
+        "the account has trading_blocked=true"
+    )
