@@ -1,4 +1,11 @@
-"""Turning a target weight into a share quantity: one rule for backtests and live runs."""
+"""Turning a target weight into a share quantity: one rule for backtests and live runs.
+
+The rule: whole shares (or 6-decimal fractions), rounded down, worth the weight of the
+book valued at the last completed close, 1% of it kept in cash. The fill comes at the next
+open (or close), which can gap past the buffer; the account absorbs that with margin, as
+Alpaca's paper and margin accounts do (the backtest's broker: `backtests/broker.py`), so
+an ordinary gap never costs the order, and backtest and live hold the same shares.
+"""
 
 from __future__ import annotations
 
