@@ -2,7 +2,7 @@
 
 One path for every live run (the exported `run()` and the Backtrader store's broker):
 
-- the book is valued at the last completed close (`book_value`), as Backtrader's broker
+- the book is valued at the last completed close (`value_at_close`), as Backtrader's broker
   values it in the backtest at the bar that decides, never at the broker's intraday equity;
 - the decision's answer becomes target shares in ONE function, `target_shares` (the only
   place that knows whether the decision contract speaks in weights or in shares);
@@ -63,7 +63,9 @@ def client_order_id(strategy_id: str, account: str, slot: str, symbol: str, side
     return f"{prefix[: CLIENT_ORDER_ID_MAX - 17]}-{digest[:16]}"
 
 
-def book_value(cash: float, positions: Mapping[str, float], prices: Mapping[str, float]) -> float:
+def value_at_close(
+    cash: float, positions: Mapping[str, float], prices: Mapping[str, float]
+) -> float:
     """Cash plus every position at its last completed close: the value the backtest sizes
     with at the deciding bar (Alpaca's intraday `equity` would size on a different price)."""
     return float(cash) + sum(float(q) * float(prices[s]) for s, q in positions.items() if q)
@@ -76,7 +78,7 @@ def decision_holdings(
     if DECISION_UNITS == "shares":
         book = {s: float(q) for s, q in sorted(positions.items()) if q}
         return {**book, CASH_KEY: float(cash)}
-    value = book_value(cash, positions, prices)
+    value = value_at_close(cash, positions, prices)
     if value <= 0:
         return {}
     return {s: float(q) * float(prices[s]) / value for s, q in sorted(positions.items()) if q}
@@ -99,7 +101,7 @@ def target_shares(
     """
     if DECISION_UNITS == "shares":
         return {str(s): float(q) for s, q in sorted(decision.items()) if s != CASH_KEY}
-    value = book_value(cash, positions, prices)
+    value = value_at_close(cash, positions, prices)
     wanted = {}
     for symbol in sorted(set(decision) | {s for s, q in positions.items() if q}):
         if symbol == CASH_KEY:

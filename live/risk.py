@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from live.execution import PlannedOrder, book_value, positions_after
+from live.execution import PlannedOrder, positions_after, value_at_close
 from live.settings import LiveSettings
 
 GATE_FLAGS = ("trading_blocked", "account_blocked", "trade_suspended_by_user")
@@ -54,7 +54,7 @@ def pretrade_problems(
     """The pre-trade gate: `risk_problems` on the weights the book would have once `orders`
     fill, on top of `effective` (positions plus open orders; default `positions`), the book
     (`cash` + `positions`) valued at the last close."""
-    value = book_value(cash, positions, prices)
+    value = value_at_close(cash, positions, prices)
     after = positions_after(positions if effective is None else effective, orders)
     weights = {
         s: abs(q) * float(prices.get(s, 0.0)) / value for s, q in sorted(after.items()) if value > 0

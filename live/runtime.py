@@ -32,7 +32,7 @@ from live.execution import (
 )
 from live.journal import Journal, new_run_id, open_journal
 from live.risk import account_gate_problems, pretrade_problems, trading_refusal
-from live.schedule import FILL_MODES, order_session, order_window_problem
+from live.schedule import LIVE_FILL_MODES, order_session, order_window_problem
 from live.settings import LiveSettings
 from marketdata.calendar import is_session, previous_session
 from marketdata.load import load
@@ -239,8 +239,8 @@ def run_strategy(
     (default: the session date); a scheduler passes its intended fire time so a duplicate
     delivery maps to the same ids. `submit=False` reconciles and reports without sending.
     """
-    if fill not in FILL_MODES:
-        raise RunError(f"unknown fill mode {fill!r}: use one of {', '.join(FILL_MODES)}")
+    if fill not in LIVE_FILL_MODES:
+        raise RunError(f"unknown fill mode {fill!r}: use one of {', '.join(LIVE_FILL_MODES)}")
     settings = settings or LiveSettings()
     asked = requested_now(now)
     as_of = asked if asked is not None else resolve_now(None)

@@ -24,7 +24,7 @@ from marketdata.calendar import is_session, nyse_sessions, session_close
 
 SCHEDULE_TZ = "America/New_York"
 MARKET_OPEN = "09:30"
-FILL_MODES = ("open", "close", "market")
+LIVE_FILL_MODES = ("open", "close", "market")
 OPG_CUTOFF = pd.Timedelta(hours=9, minutes=28)  # Alpaca: opg orders before 09:28 New York
 CLS_CUTOFF_BEFORE_CLOSE = pd.Timedelta(minutes=10)  # Alpaca: cls before 15:50 (close - 10)
 # A deployment's schedule follows from its fill mode (see schedule_for_fill)
@@ -113,7 +113,7 @@ def schedule_for_fill(fill: str) -> str:
     """A deployment's SCHEDULE from its fill mode: when an order of that mode can still get
     the fill the backtest assumed (open: opg before 09:28; close: cls before the cut-off)."""
     if fill not in FILL_SCHEDULES:
-        raise ValueError(f"unknown fill mode {fill!r}: use one of {', '.join(FILL_MODES)}")
+        raise ValueError(f"unknown fill mode {fill!r}: use one of {', '.join(LIVE_FILL_MODES)}")
     return FILL_SCHEDULES[fill]
 
 
@@ -140,8 +140,8 @@ def order_session(as_of: pd.Timestamp, fill: str) -> pd.Timestamp:
 def order_window_problem(as_of: pd.Timestamp, session: pd.Timestamp, fill: str) -> str | None:
     """Why an order of `fill` mode sent at `as_of` would not fill when the backtest assumed
     (None: it would). Plain market orders have no window (the market-open check applies)."""
-    if fill not in FILL_MODES:
-        return f"unknown fill mode {fill!r}: use one of {', '.join(FILL_MODES)}"
+    if fill not in LIVE_FILL_MODES:
+        return f"unknown fill mode {fill!r}: use one of {', '.join(LIVE_FILL_MODES)}"
     local = pd.Timestamp(as_of).tz_convert(SCHEDULE_TZ)
     day = pd.Timestamp(session).tz_localize(SCHEDULE_TZ)
     if fill == "open":

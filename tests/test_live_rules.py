@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from live.execution import book_value, client_order_id, plan_orders, target_shares
+from live.execution import client_order_id, plan_orders, target_shares, value_at_close
 from live.risk import account_gate_problems, pretrade_problems, risk_problems, trading_refusal
 from live.schedule import Schedule
 from live.settings import LiveSettings
@@ -73,7 +73,7 @@ def test_sizing_values_the_book_at_the_last_close_not_intraday_equity():
     # the same book and closes give the same shares whatever the broker's equity says
     wanted = target_shares({"AAA": 1.0}, {"AAA": 10}, 9_000.0, {"AAA": 100.0})
     assert wanted == {"AAA": float(int(0.99 * 10_000 / 100))}
-    assert book_value(9_000.0, {"AAA": 10}, {"AAA": 100.0}) == 10_000.0
+    assert value_at_close(9_000.0, {"AAA": 10}, {"AAA": 100.0}) == 10_000.0
 
 
 def test_fractional_plan():

@@ -38,7 +38,7 @@ from backtrader.position import Position
 from live.alpaca_broker import BrokerError, BrokerRejected
 from live.btstore.sessions import NEW_YORK
 from live.btstore.store import AlpacaStore
-from live.execution import PlannedOrder, book_value, client_order_id
+from live.execution import PlannedOrder, client_order_id, value_at_close
 from live.risk import pretrade_problems, trading_refusal
 
 OPEN = frozenset({"new", "accepted", "pending_new", "accepted_for_bidding", "calculated"})
@@ -169,7 +169,7 @@ class AlpacaBroker(BrokerBase):
         if datas:
             return sum(self.getposition(d).size * self._price(_symbol(d)) for d in datas if len(d))
         held = {s: pos.size for s, pos in self.positions.items() if pos.size}
-        self.value = book_value(self.cash, held, {s: self._price(s) for s in held})
+        self.value = value_at_close(self.cash, held, {s: self._price(s) for s in held})
         return self.value
 
     def get_value(self, datas: Any = None) -> float:
