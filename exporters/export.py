@@ -32,6 +32,7 @@ def build_export(
     fill: str = "open",
     fitter: str = "prophet",
     universe: Any = None,
+    warmup: int | None = None,
 ) -> tuple[ExportSpec, CompiledModule]:
     """Check the inputs and compile; raises ExportError with what to change.
 
@@ -65,7 +66,7 @@ def build_export(
         symbols=universe_list,
         default_source=default_source,
         schedule=schedule,
-        warmup=int(chosen.warmup_bars(list(universe_list))),
+        warmup=int(warmup if warmup else chosen.warmup_bars(list(universe_list))),
         fill=fill,
         fitter=fitter,
         universe=universe,

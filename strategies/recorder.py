@@ -89,6 +89,9 @@ class DecisionLog:
     equity: list[tuple[pd.Timestamp, float]] = field(default_factory=list)
     fills: list[dict] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
+    # the book at every bar with a next session, keyed by that session (one dict object
+    # shared by the bars between two fills)
+    books: dict[pd.Timestamp, dict[str, float]] = field(default_factory=dict)
 
 
 class DecisionRecorder(bt.Analyzer):
@@ -99,6 +102,7 @@ class DecisionRecorder(bt.Analyzer):
     def start(self) -> None:
         self.log: DecisionLog = self.p.log if self.p.log is not None else DecisionLog()
         self.on_bar: Callable[[], None] | None = self.p.on_bar
+        self._book: dict[str, float] | None = None  # None: changed since it was last read
 
     def prenext(self) -> None:
         self._record()
@@ -110,6 +114,8 @@ class DecisionRecorder(bt.Analyzer):
         self._record()
 
     def notify_order(self, order: bt.Order) -> None:
+        if order.executed.size:
+            self._book = None
         if order.status == order.Completed:
             self.log.fills.append(
                 {
@@ -133,17 +139,24 @@ class DecisionRecorder(bt.Analyzer):
         if self.on_bar is not None:
             self.on_bar()
         broker = strategy.broker
+        session = next_session(strategy)
+        if self._book is None or self._book.get(CASH) != broker.getcash():
+            self._book = book_of(strategy)
+        if session is not None:
+            self.log.books[session] = self._book
         touched = broker.drain() if isinstance(broker, RecordingBroker) else set()
         context = run_context(strategy)
         weights, context.declared = context.declared, None
         if not touched and weights is None:
             return
+        if weights is not None:  # a move to weights speaks for every name it weighs or holds
+            touched |= set(weights) | {name for name in self._book if name != CASH}
         self.log.decisions.append(
             BarDecision(
                 bar=bar,
-                session=next_session(strategy),
-                book=book_of(strategy),
-                targets=targets_of(strategy, touched) if touched else None,
+                session=session,
+                book=self._book,
+                targets=targets_of(strategy, touched),
                 weights=weights,
             )
         )

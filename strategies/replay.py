@@ -2,10 +2,12 @@
 
 The decision for session t is what the strategy's `next()` asks for at bar t-1, with the
 account's book (shares and cash) in place at that bar. The class is replayed over the last
-`warmup` completed bars: enough for its indicators to reach the values they had in the
-backtest (the exporter measures how many; see `tradeship export`). Internal state that a
-strategy sets from fills long before the window cannot be recovered by a replay:
-`tradeship verify-parity` shows it as mismatches.
+`warmup` completed bars: its indicators see every one of them (enough to reach the values
+they had in the backtest; the exporter measures how many, see `tradeship export`), while
+`next()` runs once, at the last bar, as it runs at the first bar of a backtest's trading
+period. So a replay costs one decision (one bar's forecasts), not a backtest. Internal
+state a strategy sets in earlier `next()` calls or from fills cannot be recovered by a
+replay: `tradeship verify-parity` shows such a strategy as mismatches.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import backtrader as bt
 import pandas as pd
 
 from strategies.base import LookaheadError, decision_session
-from strategies.context import RunContext
+from strategies.context import FILL_MODES, RunContext
 from strategies.engine import run_strategy_class
 from strategies.forecast import Forecaster, ProphetForecaster
 from strategies.recorder import CASH, BarDecision
@@ -63,7 +65,7 @@ def replay_bar(
         raise ValueError(f"the book holds {', '.join(unknown)}, which the history does not cover")
     context = RunContext(
         forecaster=forecaster or ProphetForecaster(),
-        fill=fill,
+        fill=fill if fill in FILL_MODES else "open",  # "market": sized and decided alike
         cash_buffer=cash_buffer,
         fractional=fractional,
     )
@@ -74,6 +76,7 @@ def replay_bar(
         context=context,
         members=members,
         after_last=session,
+        trade_from=session,
         book=dict(book),
         cash=max(book_value(book, window), 1.0),
     )

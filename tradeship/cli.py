@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from tradeship.options import (
+    UNIVERSE_HELP,
     add_data_options,
     add_forecast_options,
     add_strategy_options,
@@ -86,13 +88,61 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         from marketdata import load
 
         symbols = load(args.source).symbols if args.source else None
+    warmup = args.warmup
+    if warmup is None:
+        warmup = _measure_warmup(args, settings, symbols)
     spec, compiled = build_export(
-        args.strategy, strategy_params(args), symbols or [], args.default_source
+        args.strategy,
+        strategy_params(args),
+        symbols or [],
+        args.default_source,
+        fill=args.fill,
+        warmup=warmup,
+        sources=[args.source.partition(":")[0]] if args.source else [],
     )
     module, requirements = write_export(compiled, args.out)
     print(export_summary(spec, compiled))
     print(f"wrote {module} and {requirements}")
     return 0
+
+
+def _measure_warmup(args: argparse.Namespace, settings: Settings, symbols) -> int:
+    """Backtest on --source over --start/--end (default: its last year) and find the
+    shortest replay window that decides as the backtest did (exporters.warmup)."""
+    from backtests.runner import BacktestConfig, run_backtest
+    from exporters.warmup import find_warmup
+    from marketdata import load
+
+    if not args.source:
+        raise ValueError(
+            "the export measures how many bars its replay needs on real data: give --source "
+            "(the data you backtested on), or choose the length yourself with --warmup N"
+        )
+    start = args.start
+    if start is None:
+        import pandas as pd
+
+        last = max(frame.index[-1] for frame in load(args.source, symbols).bars.values())
+        start = (last - pd.Timedelta(days=365)).date().isoformat()
+    config = BacktestConfig(
+        strategy=args.strategy,
+        params=strategy_params(args),
+        source=args.source,
+        symbols=symbols,
+        start=start,
+        end=args.end,
+        fill=args.fill if args.fill != "market" else "open",
+        universe=args.universe,
+    )
+    with open_forecaster(args, settings) as forecaster:
+        result = run_backtest(
+            config, forecaster=forecaster, progress=progress_bar(not args.quiet, "backtest")
+        )
+
+        def say(line: str) -> None:
+            print(line, file=sys.stderr)
+
+        return find_warmup(result.strategy, result, forecaster=forecaster, say=say)
 
 
 def cmd_verify_parity(args: argparse.Namespace, settings: Settings) -> int:
@@ -202,6 +252,25 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         default="yfinance",
         help="where run() loads data unless told otherwise (default yfinance)",
     )
+    ex.add_argument(
+        "--fill",
+        choices=("open", "close", "market"),
+        default="open",
+        help="how run() trades, matching the backtest's fill: 'open' (market-on-open orders, "
+        "sent before 09:28 New York), 'close' (market-on-close, before the close cut-off) or "
+        "'market' (plain market orders when it runs: NOT the backtest's fill price)",
+    )
+    ex.add_argument(
+        "--warmup",
+        type=int,
+        help="completed bars each decision replays (default: measured on --source: the "
+        "shortest window that reproduces the backtest's decisions, plus 25%%)",
+    )
+    ex.add_argument("--start", help="first session of the measuring backtest (default: last year)")
+    ex.add_argument("--end", help="last session of the measuring backtest")
+    ex.add_argument("--universe", help=UNIVERSE_HELP)
+    ex.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_forecast_options(ex)
     ex.add_argument("--out", required=True, help="FILE.py to write")
     ex.set_defaults(func=cmd_export)
 
@@ -232,7 +301,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
             "Run the backtest, then recompute every decision from data cut at its date "
             "(the strategy's prepare() included). Any difference means the strategy reads the "
             "future. Exits 1 when it does. Try it on "
-            "strategies.examples.lookahead:PeekingMomentum."
+            "examples.lookahead:PeekingMomentum."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -251,6 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     parser = build_parser(settings)
     args = parser.parse_args(argv)
+    if os.getcwd() not in sys.path:  # --strategy package.module:Class is found from here,
+        sys.path.insert(0, os.getcwd())  # as `python -m` finds modules
     try:
         return int(args.func(args, settings) or 0)
     except KeyboardInterrupt:

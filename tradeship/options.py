@@ -47,6 +47,15 @@ def add_data_options(parser: argparse.ArgumentParser, settings: Settings) -> Non
         "--start", help="first session to trade, YYYY-MM-DD (warm-up is loaded before it)"
     )
     parser.add_argument("--end", help="last session, YYYY-MM-DD")
+    parser.add_argument("--universe", help=UNIVERSE_HELP)
+
+
+UNIVERSE_HELP = (
+    "who may be picked on each session: 'membership:PATH' (point-in-time index membership, "
+    "ticker,start_date,end_date), 'symbols:A,B,C' or 'all' (every symbol of --source on every "
+    "session). Default: point-in-time on the shared S&P 500 file when "
+    "sp500_membership.csv sits beside it, a plain list with --symbols, else all"
+)
 
 
 def add_strategy_options(parser: argparse.ArgumentParser) -> None:
@@ -150,5 +159,6 @@ def backtest_config(args: argparse.Namespace, **extra):
         symbols=parse_symbols(args.symbols),
         start=args.start,
         end=args.end,
+        universe=getattr(args, "universe", None),
         **extra,
     )

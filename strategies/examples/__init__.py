@@ -1,1 +1,0 @@
-"""Example strategies that teach: `lookahead` shows what `tradeship check lookahead` catches."""
