@@ -4,8 +4,9 @@ One path for every live run (the exported `run()` and the Backtrader store's bro
 
 - the book is valued at the last completed close (`value_at_close`), as Backtrader's broker
   values it in the backtest at the bar that decides, never at the broker's intraday equity;
-- the decision's answer becomes target shares in ONE function, `target_shares` (the only
-  place that knows whether the decision contract speaks in weights or in shares);
+- the decision's answer becomes target shares in ONE function, `target_shares` (with
+  `decision_holdings`, the only place that knows whether the decision contract speaks in
+  weights or in shares);
 - `plan_orders` trades only the difference `target - (position + open orders)`, sells first.
 
 Order ids are deterministic (strategy, account, decision slot, symbol, side): a second run
@@ -23,10 +24,11 @@ from strategies.sizing import target_quantity
 
 CLIENT_ORDER_ID_MAX = 48
 CASH_KEY = "$CASH"  # the account book's cash entry (decision contract: shares + cash)
-# The decision contract in force. "weights": decide() reads symbol -> portfolio weight and
-# returns target weights; "shares": it reads {symbol: shares, "$CASH": cash} and returns
-# target shares for the symbols it wants changed. Only decision_holdings/target_shares read it.
-DECISION_UNITS = "weights"
+# The two decision contracts. "shares" (Backtrader classes, exported `decide`): decide()
+# reads the book {symbol: shares, "$CASH": cash} and returns target shares for the symbols
+# its next() asked to change. "weights" (the former `Strategy.decide`): it reads symbol ->
+# portfolio weight and returns target weights for the whole book.
+DECISION_UNITS = ("shares", "weights")
 # --fill of the backtest -> the Alpaca time_in_force whose fill matches it
 FILL_TIME_IN_FORCE = {"open": "opg", "close": "cls", "market": "day"}
 _UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9_-]")
@@ -72,10 +74,10 @@ def value_at_close(
 
 
 def decision_holdings(
-    positions: Mapping[str, float], cash: float, prices: Mapping[str, float]
+    positions: Mapping[str, float], cash: float, prices: Mapping[str, float], units: str
 ) -> dict[str, float]:
-    """The `holdings` argument of decide(), in the units of the contract in force."""
-    if DECISION_UNITS == "shares":
+    """The `holdings` argument of decide(), in the contract's `units`."""
+    if units == "shares":
         book = {s: float(q) for s, q in sorted(positions.items()) if q}
         return {**book, CASH_KEY: float(cash)}
     value = value_at_close(cash, positions, prices)
@@ -90,27 +92,45 @@ def target_shares(
     cash: float,
     prices: Mapping[str, float],
     *,
+    units: str,
     cash_buffer: float = 0.01,
     fractional: bool = False,
 ) -> dict[str, float]:
     """Target shares per symbol the decision wants traded: the one contract conversion.
 
-    Shares contract: the decision's own numbers (sized by the strategy at the last close).
-    Weights contract: every target and every holding (absent = 0), sized by
-    `strategies.sizing.target_quantity` on the book valued at the last close.
+    Shares contract: the decision's own numbers (sized by the strategy at the last close,
+    with the same `strategies.sizing` rule). Weights contract: `shares_for_weights`.
     """
-    if DECISION_UNITS == "shares":
+    if units not in DECISION_UNITS:
+        raise ValueError(f"unknown decision units {units!r}: {' or '.join(DECISION_UNITS)}")
+    if units == "shares":
         return {str(s): float(q) for s, q in sorted(decision.items()) if s != CASH_KEY}
+    return shares_for_weights(
+        decision, positions, cash, prices, cash_buffer=cash_buffer, fractional=fractional
+    )
+
+
+def shares_for_weights(
+    weights: Mapping[str, float],
+    positions: Mapping[str, float],
+    cash: float,
+    prices: Mapping[str, float],
+    *,
+    cash_buffer: float = 0.01,
+    fractional: bool = False,
+) -> dict[str, float]:
+    """Every target and every holding (absent = 0) in shares, sized by
+    `strategies.sizing.target_quantity` on the book valued at the last close."""
     value = value_at_close(cash, positions, prices)
     wanted = {}
-    for symbol in sorted(set(decision) | {s for s, q in positions.items() if q}):
+    for symbol in sorted(set(weights) | {s for s, q in positions.items() if q}):
         if symbol == CASH_KEY:
             continue
         price = float(prices.get(symbol, 0.0))
         if price <= 0:
             raise ValueError(f"{symbol}: no price to size an order with")
         wanted[symbol] = target_quantity(
-            float(decision.get(symbol, 0.0)),
+            float(weights.get(symbol, 0.0)),
             value,
             price,
             cash_buffer=cash_buffer,

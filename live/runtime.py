@@ -211,11 +211,30 @@ def trading_time(
     return clock
 
 
+@dataclass(frozen=True)
+class ExportedDecision:
+    """An exported module's `decide(history, holdings, now)` as run_strategy drives it:
+    the book in shares and cash in, target shares out (the Backtrader-class contract)."""
+
+    decide_fn: Callable[..., dict[str, float] | None]
+    bars: int
+    name: str
+    decision_units: str = "shares"
+
+    def warmup_bars(self) -> int:
+        return self.bars
+
+    def decide(self, history: pd.DataFrame, holdings: dict, now: Any) -> dict | None:
+        return self.decide_fn(history, holdings, now)
+
+
 def run_strategy(
-    strategy: Strategy,
+    strategy: Strategy | Callable[..., dict[str, float] | None],
     symbols: Sequence[str],
     *,
     strategy_id: str,
+    warmup_bars: int | None = None,
+    strategy_name: str | None = None,
     strategy_hash: str = "",
     now: Any = None,
     dry_run: bool = False,
@@ -238,7 +257,13 @@ def run_strategy(
     runs may replay any time). `slot` names the decision slot in client order ids
     (default: the session date); a scheduler passes its intended fire time so a duplicate
     delivery maps to the same ids. `submit=False` reconciles and reports without sending.
+
+    `strategy` is an exported module's `decide` function (with `warmup_bars`, the completed
+    bars it reads, and `strategy_name`), or an object with `decide`, `warmup_bars()` and
+    `name` (its `decision_units`, default "weights", name the contract it speaks).
     """
+    if warmup_bars is not None:
+        strategy = ExportedDecision(strategy, int(warmup_bars), strategy_name or strategy_id)
     if fill not in LIVE_FILL_MODES:
         raise RunError(f"unknown fill mode {fill!r}: use one of {', '.join(LIVE_FILL_MODES)}")
     settings = settings or LiveSettings()
@@ -368,7 +393,8 @@ def _run(
             f"the account holds {', '.join(unpriced)}, which the strategy's data does not "
             "cover; close them by hand or add them to the universe"
         )
-    holdings = decision_holdings(positions, cash, prices)
+    units = getattr(req.strategy, "decision_units", "weights")
+    holdings = decision_holdings(positions, cash, prices, units)
     decision = req.strategy.decide(history, holdings, session)
     journal.update_run(run_id, data_hash=history_hash(history), decision=decision)
     if decision is None:
@@ -390,6 +416,7 @@ def _run(
             positions,
             cash,
             prices,
+            units=units,
             cash_buffer=settings.cash_buffer,
             fractional=settings.fractional,
         )

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from live.execution import client_order_id, plan_orders, target_shares, value_at_close
+from live.execution import client_order_id, plan_orders, shares_for_weights, value_at_close
 from live.risk import account_gate_problems, pretrade_problems, risk_problems, trading_refusal
 from live.schedule import Schedule
 from live.settings import LiveSettings
@@ -42,7 +42,7 @@ def plan_for(weights, positions, prices, value, **kwargs):
     """Weights -> target shares -> orders, the book worth `value` at `prices` (the one path)."""
     cash = value - sum(q * prices[s] for s, q in positions.items())
     fractional = kwargs.pop("fractional", False)
-    wanted = target_shares(weights, positions, cash, prices, fractional=fractional)
+    wanted = shares_for_weights(weights, positions, cash, prices, fractional=fractional)
     return plan_orders(wanted, positions, prices, **ID, **kwargs)
 
 
@@ -58,7 +58,7 @@ def test_plan_sells_first_skips_dust_and_sizes_like_the_backtest():
     assert all(o.other_side_id and o.other_side_id != o.client_order_id for o in plan)
     assert all(o.time_in_force == "day" for o in plan)
     with pytest.raises(ValueError, match="EEE: no price"):
-        target_shares({"EEE": 1.0}, {}, 1000.0, {})
+        shares_for_weights({"EEE": 1.0}, {}, 1000.0, {})
 
 
 def test_whole_share_orders_are_never_dropped_and_only_wanted_symbols_trade():
@@ -71,7 +71,7 @@ def test_whole_share_orders_are_never_dropped_and_only_wanted_symbols_trade():
 
 def test_sizing_values_the_book_at_the_last_close_not_intraday_equity():
     # the same book and closes give the same shares whatever the broker's equity says
-    wanted = target_shares({"AAA": 1.0}, {"AAA": 10}, 9_000.0, {"AAA": 100.0})
+    wanted = shares_for_weights({"AAA": 1.0}, {"AAA": 10}, 9_000.0, {"AAA": 100.0})
     assert wanted == {"AAA": float(int(0.99 * 10_000 / 100))}
     assert value_at_close(9_000.0, {"AAA": 10}, {"AAA": 100.0}) == 10_000.0
 

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from backtests.broker import configure_broker
-from live.execution import DECISION_UNITS, target_shares
+from live.execution import shares_for_weights
 from live.journal import open_journal
 from live.runtime import RunError, cli_main, run_strategy
 from live.sandbox import SandboxServer
@@ -28,7 +28,8 @@ CASH = 100_000.0
 
 
 class TopMomentum:
-    """Hold the two symbols with the best 5-session return, equal weights, every session."""
+    """Hold the two symbols with the best 5-session return, equal weights, every session
+    (the former weights contract: an object with decide, warmup_bars and name)."""
 
     name = "top_momentum"
 
@@ -38,12 +39,19 @@ class TopMomentum:
     def decide(self, history: pd.DataFrame, holdings: dict, now) -> dict[str, float]:
         closes = history["close"].iloc[-6:]
         momentum = (closes.iloc[-1] / closes.iloc[0]).sort_values(ascending=False, kind="stable")
-        weights = {str(s): 0.5 for s in momentum.index[:2]}
-        if DECISION_UNITS == "shares":  # the new contract: target shares, sized at the close
-            book = {s: q for s, q in holdings.items() if s != "$CASH"}
-            prices = {s: float(history["close"].iloc[-1][s]) for s in history["close"].columns}
-            return target_shares(weights, book, holdings["$CASH"], prices)
-        return weights
+        return {str(s): 0.5 for s in momentum.index[:2]}
+
+
+def in_shares(weights: dict[str, float], history: pd.DataFrame, book: dict) -> dict[str, float]:
+    """What a Backtrader class's next() asks for, sized at the last close (shares contract)."""
+    held = {s: q for s, q in book.items() if s != "$CASH"}
+    prices = {str(s): float(p) for s, p in history["close"].iloc[-1].items()}
+    return shares_for_weights(weights, held, book["$CASH"], prices)
+
+
+def top_momentum_decide(history: pd.DataFrame, holdings: dict, now) -> dict[str, float]:
+    """TopMomentum as an exported module's decide(): the book in, target shares out."""
+    return in_shares(TopMomentum().decide(history, holdings, now), history, holdings)
 
 
 @pytest.fixture
@@ -91,7 +99,15 @@ def all_orders(server: SandboxServer) -> list:
 
 
 def run(**kwargs) -> list[dict]:
-    return run_strategy(TopMomentum(), SYMBOLS, strategy_id="top-momentum-1", **kwargs)
+    """An exported module's run(): its decide() with the bars it reads (shares contract)."""
+    return run_strategy(
+        top_momentum_decide,
+        SYMBOLS,
+        warmup_bars=6,
+        strategy_name="top_momentum",
+        strategy_id="top-momentum-1",
+        **kwargs,
+    )
 
 
 # -- item 2: the broker's clock is the truth -----------------------------------------------
@@ -119,6 +135,22 @@ def test_without_now_a_run_acts_at_the_broker_clock_and_a_dry_run_may_replay(san
     assert len(all_orders(sandbox)) == len(orders)  # the replay sent nothing
     close_enough = run(now="2024-05-31T15:03", source="demo", fill="market")
     assert {o["outcome"] for o in close_enough} <= {"already_submitted"}
+
+
+def test_the_former_weights_contract_trades_the_same_orders(sandbox):
+    """A strategy object speaking weights goes through the same sizing: the same orders."""
+    as_object = run_strategy(
+        TopMomentum(),
+        SYMBOLS,
+        strategy_id="obj",
+        now="2024-05-31T15:00",
+        dry_run=True,
+        source="demo",
+    )
+    as_export = run(now="2024-05-31T15:00", dry_run=True, source="demo")
+    assert [(o["symbol"], o["side"], o["qty"]) for o in as_object] == [
+        (o["symbol"], o["side"], o["qty"]) for o in as_export
+    ]
 
 
 # -- item 3: one stale symbol stops the run, named -----------------------------------------
@@ -180,16 +212,10 @@ class BacktestSide(bt.Strategy):
             return
         feeds = {d._name: d for d in self.datas}
         positions = {n: self.getposition(d).size for n, d in feeds.items()}
-        prices = {n: float(d.close[0]) for n, d in feeds.items()}
         cash = self.broker.getcash()
         book = {n: q for n, q in positions.items() if q}
-        holdings = (
-            {**book, "$CASH": cash}
-            if DECISION_UNITS == "shares"
-            else {n: q * prices[n] / self.broker.getvalue() for n, q in book.items()}
-        )
-        decision = TopMomentum().decide(history.iloc[: i + 1], holdings, history.index[i + 1])
-        wanted = target_shares(decision, book, cash, prices)
+        window = history.iloc[: i + 1]
+        wanted = top_momentum_decide(window, {**book, "$CASH": cash}, history.index[i + 1])
         deltas = {n: w - positions.get(n, 0.0) for n, w in wanted.items()}
         for name, delta in sorted(deltas.items(), key=lambda kv: (kv[1] > 0, kv[0])):
             if delta:
@@ -291,17 +317,11 @@ def test_cli_main_rejects_unknown_arguments_and_passes_known_ones(capsys):
 # -- item 10: a partly filled order's remainder is completed by the next run ---------------
 
 
-class OnceOnMonday(TopMomentum):
-    """Decides only for Monday 2024-06-03 (half the book in SYN001); no rebalance after."""
-
-    def decide(self, history, holdings, now):
-        if pd.Timestamp(now).date().isoformat() != "2024-06-03":
-            return None
-        if DECISION_UNITS == "shares":
-            prices = {"SYN001": float(history["close"].iloc[-1]["SYN001"])}
-            book = {s: q for s, q in holdings.items() if s != "$CASH"}
-            return target_shares({"SYN001": 0.5}, book, holdings["$CASH"], prices)
-        return {"SYN001": 0.5}
+def once_on_monday(history, holdings, now):
+    """Decides only for Monday 2024-06-03 (half the book in SYN001); nothing after."""
+    if pd.Timestamp(now).date().isoformat() != "2024-06-03":
+        return None
+    return in_shares({"SYN001": 0.5}, history, holdings)
 
 
 class PartialFillBroker:
@@ -361,7 +381,13 @@ def test_the_remainder_of_a_partly_filled_order_is_traded_at_the_next_run(env):
     def once(day: str) -> list[dict]:
         broker.now = pd.Timestamp(f"{day}T09:00", tz="America/New_York")
         return run_strategy(
-            OnceOnMonday(), SYMBOLS, strategy_id="once", source="demo", fill="open", broker=broker
+            once_on_monday,
+            SYMBOLS,
+            warmup_bars=6,
+            strategy_id="once",
+            source="demo",
+            fill="open",
+            broker=broker,
         )
 
     (first,) = once("2024-06-03")
