@@ -101,6 +101,17 @@ def add_forecast_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not read or write the forecast cache (see `tradeship cache info`)",
     )
+    add_fitter_option(parser)
+
+
+def add_fitter_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--fitter",
+        choices=("prophet", "fast"),
+        default=None,
+        help="who fits Prophet's model: 'prophet' (Prophet and cmdstan, the default) or "
+        "'fast' (the same model fitted in-process, no cmdstan; see strategies/fast_prophet.py)",
+    )
 
 
 def open_forecaster(args: argparse.Namespace, settings: Settings):
@@ -115,7 +126,9 @@ def open_forecaster(args: argparse.Namespace, settings: Settings):
         from tqdm import tqdm
 
         progress = tqdm(unit="fit", desc="prophet fits", leave=False, file=sys.stderr, delay=1.0)
-    return FastForecaster(cache=cache, workers=workers, progress=progress)
+    return FastForecaster(
+        cache=cache, workers=workers, progress=progress, fitter=getattr(args, "fitter", None)
+    )
 
 
 def money(name: str, *, positive: bool = False) -> Callable[[str], float]:
