@@ -3,7 +3,8 @@ the platform would call it, and places exactly the orders of the module's own dr
 duplicate deliveries of the same scheduled event place no second order.
 
 - Lambda: the zip unzipped (modes kept, as Lambda does) into an empty folder, its handler run
-  under ``python -I -S`` (no site-packages at all) with only that folder on sys.path.
+  by the runtime's own Python version under ``-I -S`` (no site-packages at all) with only that
+  folder on sys.path.
 - Azure: function_app.py imported from the bundle folder, its timer function called with an
   azure.functions TimerRequest carrying the host's ScheduleStatus.
 - Container: entrypoint.py --once, and the schedule loop stopping cleanly on SIGTERM.
@@ -41,12 +42,13 @@ from test_bundle_support import (
 
 from exporters.bundle import build_bundle
 from exporters.bundle.packaging import extract_like_lambda, unzipped_size
+from exporters.bundle.pythons import require_python
 from exporters.bundle.scan import scan_bundle
 from exporters.compiler import PROJECT_PACKAGES
 from exporters.parity import load_module
 from live.sandbox.server import SandboxServer
 
-NOW = f"{SESSION}T15:00:20"  # 20 s after the intended 15:00 New York fire
+NOW = f"{SESSION}T09:00:20"  # 20 s after the intended 09:00 New York fire (SCHEDULE)
 FAKE_KEY = "PKFAKEKEYFORBUNDLETEST1"
 FAKE_SECRET = "fake-secret-value-for-the-bundle-test-0123456789"
 
@@ -152,7 +154,7 @@ def test_lambda_bundle_files_lint_and_hold_no_secret(lambda_folder):
     assert done.returncode == 0, done.stdout + done.stderr
     dockerfile = (bundle / "Dockerfile").read_text()
     assert dockerfile.startswith("# AWS Lambda container image")
-    assert "FROM public.ecr.aws/lambda/python:3.11" in dockerfile
+    assert f"FROM public.ecr.aws/lambda/python:{manifest['python']}" in dockerfile
     if tool("hadolint"):
         done = subprocess.run([tool("hadolint"), str(bundle / "Dockerfile")], capture_output=True)
         assert done.returncode == 0, done.stdout
@@ -171,10 +173,17 @@ def test_lambda_bundle_files_lint_and_hold_no_secret(lambda_folder):
     ).read_bytes()
 
 
-def invoke_lambda(folder, calls, env, timeout=300):
+def runtime_python(manifest: dict) -> str:
+    """The Lambda runtime's Python (the zip's wheels are built for its version)."""
+    return str(require_python(manifest["python"], "running the Lambda zip"))
+
+
+def invoke_lambda(folder, manifest, calls, env, timeout=300):
     driver = folder.parent / "driver.py"
     driver.write_text(LAMBDA_DRIVER)
-    done = run_python(["-I", "-S", str(driver), str(folder), json.dumps(calls)], env, timeout)
+    python = runtime_python(manifest)
+    command = [python, "-I", "-S", str(driver), str(folder), json.dumps(calls)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "Traceback" not in done.stdout + done.stderr
     return done
@@ -186,13 +195,13 @@ def test_lambda_zip_trades_under_isolated_python(lambda_folder, sandbox, expecte
     assert manifest["unzipped_bytes"] <= 250e6
     assert (folder / "prophet/stan_model/prophet_model.bin").stat().st_mode & 0o111
     event = {"scheduled_time": FIRE_UTC, "attempt": "1", "source": "tradeship-schedule"}
-    holiday = {"scheduled_time": f"{HOLIDAY}T19:00:00Z"}
+    holiday = {"scheduled_time": f"{HOLIDAY}T13:00:00Z"}
     calls = [
-        {"now": f"{HOLIDAY}T15:00:03", "event": holiday, "millis": 300_000},
+        {"now": f"{HOLIDAY}T09:00:03", "event": holiday, "millis": 300_000},
         {"now": NOW, "event": event, "millis": 20_000},  # too little time left: reconcile only
         {"now": NOW, "event": event, "millis": 280_000},
     ]
-    done = invoke_lambda(folder, calls, subprocess_env(sandbox, tmp_path, NOW))
+    done = invoke_lambda(folder, manifest, calls, subprocess_env(sandbox, tmp_path, NOW))
     loaded = json.loads(done.stdout.split("LOADED ", 1)[1])
     assert all(path.startswith(str(folder)) for path in loaded.values()), loaded
     skipped, short, traded = summaries(done.stdout)
@@ -210,14 +219,14 @@ def test_lambda_zip_trades_under_isolated_python(lambda_folder, sandbox, expecte
 def test_lambda_duplicate_deliveries_place_no_second_order(
     lambda_folder, sandbox, expected, tmp_path
 ):
-    folder, _, _ = lambda_folder
+    folder, manifest, _ = lambda_folder
     event = {"scheduled_time": FIRE_UTC, "attempt": "1"}
     env = subprocess_env(sandbox, tmp_path, NOW)
     calls = [{"now": NOW, "event": event, "millis": 280_000}]
     # two cold starts at once (EventBridge delivered twice), then a retry 4 minutes later
     driver = folder.parent / "driver.py"
     driver.write_text(LAMBDA_DRIVER)
-    command = [sys.executable, "-I", "-S", str(driver), str(folder), json.dumps(calls)]
+    command = [runtime_python(manifest), "-I", "-S", str(driver), str(folder), json.dumps(calls)]
     both = [
         subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -227,8 +236,8 @@ def test_lambda_duplicate_deliveries_place_no_second_order(
     outputs = [p.communicate(timeout=300) for p in both]
     assert all(p.returncode == 0 for p in both), outputs
     retry = {**event, "attempt": "2"}
-    later = [{"now": f"{SESSION}T15:04:00", "event": retry, "millis": 280_000}]
-    done = invoke_lambda(folder, later, env)
+    later = [{"now": f"{SESSION}T09:04:00", "event": retry, "millis": 280_000}]
+    done = invoke_lambda(folder, manifest, later, env)
     runs = [s for out, _ in outputs for s in summaries(out)] + summaries(done.stdout)
     assert [r["slot"] for r in runs] == [SLOT] * 3
     # whichever delivery got there first sent each order; the others found its client order
@@ -275,9 +284,9 @@ def invoke_azure(folder, calls, env):
 
 def test_azure_timer_function_trades_once_per_occurrence(azure_folder, sandbox, expected, tmp_path):
     status = {
-        "Last": "2024-05-24T15:00:00-04:00",
-        "Next": "2024-05-28T15:00:00-04:00",  # the occurrence this invocation is for
-        "LastUpdated": "2024-05-24T15:00:00-04:00",
+        "Last": "2024-05-24T09:00:00-04:00",
+        "Next": "2024-05-28T09:00:00-04:00",  # the occurrence this invocation is for
+        "LastUpdated": "2024-05-24T09:00:00-04:00",
     }
     env = subprocess_env(sandbox, tmp_path, NOW, WEBSITE_TIME_ZONE="America/New_York")
     first, duplicate = invoke_azure(
@@ -293,10 +302,10 @@ def test_azure_timer_function_trades_once_per_occurrence(azure_folder, sandbox, 
 
 
 def test_azure_past_due_and_holiday_invocations_send_nothing(azure_folder, sandbox, tmp_path):
-    env = subprocess_env(sandbox, tmp_path, f"{SESSION}T16:40:00")
+    env = subprocess_env(sandbox, tmp_path, f"{SESSION}T10:40:00")
     # naive times are in WEBSITE_TIME_ZONE; unset (Linux Consumption) means UTC
-    past_due = {"Next": "2024-05-28T19:00:00", "Last": "2024-05-24T19:00:00"}
-    holiday = {"Next": "2024-05-27T19:00:00", "Last": "2024-05-24T19:00:00"}
+    past_due = {"Next": "2024-05-28T13:00:00", "Last": "2024-05-24T13:00:00"}
+    holiday = {"Next": "2024-05-27T13:00:00", "Last": "2024-05-24T13:00:00"}
     late, skipped = invoke_azure(
         azure_folder,
         [{"past_due": True, "status": past_due}, {"past_due": False, "status": holiday}],
@@ -329,7 +338,7 @@ def test_container_once_trades_then_repeats_harmlessly(
     assert planned(summary["orders"]) == expected
     assert placed(sandbox) == expected
     # the CronJob started twice for the same fire, 90 s apart
-    again = run_python(["-I", entry, "--once"], {**env, "TRADESHIP_NOW": f"{SESSION}T15:01:30"})
+    again = run_python(["-I", entry, "--once"], {**env, "TRADESHIP_NOW": f"{SESSION}T09:01:30"})
     assert again.returncode == 0
     (second,) = summaries(again.stdout)
     assert second["slot"] == SLOT

@@ -131,7 +131,7 @@ def test_check_python_defaults_per_target():
         check_python("3.13", "azure")
 
 
-YFINANCE_PARQUET_CACHE = '''
+YFINANCE_PARQUET_CACHE = """
 def read_parquet_source(path):
     import pyarrow.parquet as pq
     return pq.read_table(path)
@@ -139,8 +139,8 @@ def read_parquet_source(path):
 def _yahoo_read_cache(path):
     import pyarrow.parquet as pq
     return pq.read_table(path)
-'''
-PARQUET_READER_ONLY = '''
+"""
+PARQUET_READER_ONLY = """
 def read_parquet_source(path):
     import pyarrow.parquet as pq
     return pq.read_table(path)
@@ -148,7 +148,7 @@ def read_parquet_source(path):
 def _yahoo_read_cache(path):
     import json
     return json.loads(path.read_text())
-'''
+"""
 
 
 def test_pyarrow_is_bundled_only_when_a_source_or_cache_reads_parquet(module_path, tmp_path):

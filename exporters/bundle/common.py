@@ -224,7 +224,6 @@ def check_python(version: str | None, target: str = "lambda") -> str:
     return version
 
 
-
 def prepare_out(out: str | Path) -> Path:
     """An empty output folder: new, empty, or a previous bundle (replaced whole)."""
     out = Path(out)

@@ -212,8 +212,7 @@ def pip_install_for_lambda(
         missing = _NO_MATCH.findall(done.stderr)
         if not missing and "Could not find a version" not in done.stderr:
             raise BundleError(
-                f"pip could not install the module's requirements ({where}):\n"
-                f"{_tail(done.stderr)}"
+                f"pip could not install the module's requirements ({where}):\n{_tail(done.stderr)}"
             )
         if not allow_drift:
             raise MissingWheels(
@@ -515,8 +514,12 @@ sys.path.insert(0, sys.argv[1])
 import logging, tempfile, os
 import bundle_runtime
 strategy = bundle_runtime.load_strategy()
+import importlib, importlib.util
 import numpy as np, pandas as pd
-import yfinance, alpaca.trading.client, exchange_calendars, pydantic_settings, cmdstanpy
+for name in ("yfinance", "alpaca.trading.client", "exchange_calendars", "pydantic_settings",
+             "cmdstanpy", "backtrader"):
+    if importlib.util.find_spec(name.split(".")[0]) is not None:  # what the module pins
+        importlib.import_module(name)
 from prophet import Prophet
 days = pd.bdate_range("2024-01-01", periods=80)
 frame = pd.DataFrame({"ds": days, "y": np.linspace(10.0, 20.0, 80) + np.sin(np.arange(80))})
