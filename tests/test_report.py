@@ -165,10 +165,22 @@ def test_only_last_50_orders_listed(tmp_path: Path) -> None:
     assert "S009" not in table and "S010" in table and "S059" in table
 
 
-def test_many_orders_switch_to_monthly_bars(tmp_path: Path) -> None:
+def test_many_orders_switch_to_monthly_bars(tmp_path: Path, monkeypatch) -> None:
+    import backtests.report as report
+
     inp = _inputs(n_orders=400)
-    write_report(tmp_path, **inp)
-    assert (tmp_path / "trades.png").read_bytes().startswith(PNG_MAGIC)
+
+    def trades_png(limit: int | None) -> bytes:
+        if limit is not None:
+            monkeypatch.setattr(report, "MAX_MARKER_ORDERS", limit)
+        out = tmp_path / str(limit)
+        write_report(out, **inp)
+        return (out / "trades.png").read_bytes()
+
+    monthly = trades_png(None)  # 400 orders, above the default limit
+    assert monthly.startswith(PNG_MAGIC)
+    assert trades_png(400) != monthly  # not above the limit: per-order markers instead
+    assert trades_png(399) == monthly  # one above it: the same monthly bars
 
 
 def test_tz_aware_inputs_and_string_dates(tmp_path: Path) -> None:
