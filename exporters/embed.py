@@ -37,9 +37,11 @@ import sys  # noqa: E402
 class EmbeddedImporter(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Finds and loads the modules embedded in one exported file, and nothing else.
 
-    `modules` maps a dotted name to (is_package, source). `omitted` maps a module the
-    export deliberately leaves out to the sentence an import of it raises. Tracebacks name
-    an embedded line as ``<export file>/<package>/<module>.py`` and show its source.
+    `modules` maps a dotted name to (is_package, source). `omitted` maps a module the export
+    deliberately leaves out to the sentence an import of it raises. Tracebacks name an
+    embedded line as ``<export file>/<package>/<module>.py`` and show its source. Where the
+    file system holds a module with the very same source (a process that has tradeship,
+    e.g. `tradeship verify-parity`), that file is used: the same code, a real ``__file__``.
     """
 
     def __init__(self, modules, origin, omitted=None):
@@ -60,6 +62,8 @@ class EmbeddedImporter(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             raise ModuleNotFoundError(self.omitted[fullname], name=fullname)
         if fullname not in self.modules:
             return None
+        if self.on_disk_as_embedded(fullname, path):
+            return None  # e.g. inside tradeship itself: the same code, with its real __file__
         spec = importlib.util.spec_from_loader(
             fullname,
             self,
@@ -68,6 +72,18 @@ class EmbeddedImporter(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         )
         spec.has_location = True  # sets __file__ to the origin string
         return spec
+
+    def on_disk_as_embedded(self, fullname, path):
+        """Whether the file system holds this module with exactly the embedded source."""
+        try:
+            found = importlib.machinery.PathFinder.find_spec(fullname, path)
+            if found is None or not str(found.origin or "").endswith(".py"):
+                return False
+            with open(found.origin, "rb") as handle:
+                on_disk = importlib.util.decode_source(handle.read())
+        except (ImportError, OSError, ValueError):
+            return False
+        return on_disk == self.modules[fullname][1]
 
     def create_module(self, spec):
         return None
@@ -124,4 +140,6 @@ def install_embedded(modules, origin, omitted=None):
     importer = EmbeddedImporter(modules, origin, omitted)
     sys.meta_path.insert(0, importer)
     return importer
+
+
 # --- embedded importer: end ---

@@ -2,83 +2,70 @@
 
 from __future__ import annotations
 
-import ast
-import json
-import subprocess
-import sys
-import textwrap
-
 import pytest
 from shared_data import SP500_PARQUET, needs_parquet
+from test_export_embed import replayed_here, run_isolated
 
-from exporters.compiler import PROJECT_PACKAGES, ExportError
+from exporters.compiler import ExportError, current_contract
 from exporters.export import build_export, write_export
+from live.runtime import load_history
 from marketdata import load
-from strategies.history import to_history
-from strategies.prophet_momentum import ProphetMomentum
 from tradeship.cli import main
 
 DEMO_SYMBOLS = [f"SYN{i:03d}" for i in range(12)]
 SMALL = {"top_n": 3, "prophet_window": 60, "momentum_lookback": 20}
 PEEKING = "strategies.examples.lookahead:PeekingMomentum"
+DAY = "2024-06-03"
 
 
-def export(tmp_path, name="strategy.py", strategy="prophet_momentum", params=None, symbols=None):
+def export(
+    tmp_path, name="strategy.py", strategy="prophet_momentum", params=None, symbols=None, **options
+):
+    options.setdefault("default_source", "demo")
     _, compiled = build_export(
-        strategy, params if params is not None else SMALL, symbols or DEMO_SYMBOLS
+        strategy, params if params is not None else SMALL, symbols or DEMO_SYMBOLS, **options
     )
     path, _ = write_export(compiled, tmp_path / name)
     return path
 
 
 def test_export_is_byte_identical_and_pins_requirements(tmp_path):
-    first = export(tmp_path / "a")
-    second = export(tmp_path / "b")
+    first = export(tmp_path / "a", default_source="yfinance")
+    second = export(tmp_path / "b", default_source="yfinance")
     assert first.read_bytes() == second.read_bytes()
     assert (tmp_path / "a/requirements.txt").read_bytes() == (
         tmp_path / "b/requirements.txt"
     ).read_bytes()
     requirements = (tmp_path / "a/requirements.txt").read_text().split()
     names = {r.split("==")[0].lower() for r in requirements}
-    assert {"pandas", "numpy", "prophet", "alpaca-py", "yfinance"} <= names
+    assert {"pandas", "numpy", "prophet", "alpaca-py", "yfinance", "backtrader"} <= names
     assert all("==" in r for r in requirements)
-    header = first.read_text()[:3000]
+    header = first.read_text()[:6000]
     assert "# strategy:       prophet_momentum" in header and "source sha256:" in header
     assert '"top_n": 3' in header
+    assert "#  - strategies.prophet_momentum " in header and "#  - live.runtime " in header
+    assert "marketdata.demo" in header.split("# left out:", 1)[1].splitlines()[0]
 
 
-def test_exported_module_imports_nothing_from_the_project(tmp_path):
+def test_exported_prophet_momentum_decides_alone_as_tradeship_does(tmp_path):
+    _, compiled = build_export("prophet_momentum", SMALL, DEMO_SYMBOLS, default_source="demo")
+    path, _ = write_export(compiled, tmp_path / "strategy.py")
+    out = run_isolated(path, tmp_path, [DAY], first="2023-01-01", last="2024-05-31")
+    spec, _ = build_export("prophet_momentum", SMALL, DEMO_SYMBOLS, default_source="demo")
+    history = load_history("demo", DEMO_SYMBOLS, "2023-01-01", "2024-05-31")
+    expected = replayed_here(spec, history, [DAY])
+    assert expected[0], "the decision should buy something that day"
+    assert out["decisions"] == expected
+
+
+def test_exported_run_trades_alone_in_a_dry_run(tmp_path):
+    if not current_contract().decide_runner:
+        pytest.skip("live.runtime.run_strategy does not take the export's decide yet")
     path = export(tmp_path)
-    tree = ast.parse(path.read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            assert not {a.name.split(".")[0] for a in node.names} & PROJECT_PACKAGES
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            assert node.module.split(".")[0] not in PROJECT_PACKAGES, node.module
-    # and it runs with every project package made unimportable
-    script = textwrap.dedent(f"""
-        import sys, importlib.util
-        for name in {sorted(PROJECT_PACKAGES)!r}:
-            sys.modules[name] = None
-        spec = importlib.util.spec_from_file_location("exported", {str(path)!r})
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["exported"] = module
-        spec.loader.exec_module(module)
-        orders = module.run(now="2024-06-03T15:00", dry_run=True, source="demo")
-        print("ORDERS", len(orders))
-        history = module.load_history("demo", module.SYMBOLS, "2023-01-01", "2024-05-31")
-        print("DECISION", json.dumps(module.decide(history, {{}}, "2024-06-03")))
-    """).replace("import sys, importlib.util", "import json, sys, importlib.util")
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300
-    )
-    assert done.returncode == 0, done.stderr
-    assert "ORDERS" in done.stdout and "not a rebalance" not in done.stdout
-    history = to_history(load("demo", DEMO_SYMBOLS, "2023-01-01", "2024-05-31").bars)
-    expected = ProphetMomentum(SMALL).decide(history, {}, "2024-06-03")
-    decided = json.loads(done.stdout.split("DECISION", 1)[1])
-    assert decided == expected and expected, "the decision should buy something that day"
-    assert done.stdout.count("would buy") == len(expected)
+    run = {"now": f"{DAY}T08:00", "dry_run": True, "source": "demo"}
+    out = run_isolated(path, tmp_path, [DAY], first="2023-01-01", last="2024-05-31", run=run)
+    bought = {o["symbol"] for o in out["orders"] if o["side"] == "buy"}
+    assert bought == set(out["decisions"][0])
 
 
 def test_export_refuses_anything_that_looks_like_a_secret(tmp_path):
@@ -118,7 +105,7 @@ def test_verify_parity_on_demo_reports_zero_mismatches(tmp_path, capsys):
 def test_verify_parity_on_50_real_symbols(tmp_path, capsys):
     source = f"parquet:{SP500_PARQUET}"
     symbols = load(source, start="2019-01-02", end="2019-01-10").symbols[100:150]
-    path = export(tmp_path, params={}, symbols=symbols)  # default parameters
+    path = export(tmp_path, params={}, symbols=symbols, sources=("parquet",))  # default params
     code = main(
         [
             "verify-parity",

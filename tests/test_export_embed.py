@@ -39,8 +39,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Runs an exported file with tradeship and the fixtures unimportable from disk.
 RUNNER = textwrap.dedent("""
-    import importlib.abc, importlib.util, json, sys, traceback
-    BLOCKED = set(sys.argv[2].split(","))
+    import importlib.abc, importlib.util, json, sys
+    job = json.loads(sys.stdin.read())
+    BLOCKED = set(job["blocked"])
 
     class Block(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
@@ -48,24 +49,27 @@ RUNNER = textwrap.dedent("""
                 raise ModuleNotFoundError(f"{name} is blocked: only the export may serve it")
 
     sys.meta_path.insert(0, Block())
-    spec = importlib.util.spec_from_file_location("exported", sys.argv[1])
+    spec = importlib.util.spec_from_file_location("exported", job["path"])
     m = importlib.util.module_from_spec(spec)
     sys.modules["exported"] = m
     spec.loader.exec_module(m)
     out = {"decisions": [], "files": {}}
-    history = m.load_history("demo", m.SYMBOLS, "2023-06-01", "2024-03-08")
-    for session in json.loads(sys.argv[3]):
+    history = m.load_history("demo", m.SYMBOLS, job["first"], job["last"])
+    for session in job["sessions"]:
         before = history.loc[history.index < session]
-        out["decisions"].append(m.decide(before, {"$CASH": 100000.0}, session))
+        out["decisions"].append(m.decide(before, job["book"], session))
     try:
         m.load_history("csv:.", m.SYMBOLS)
     except m.RunError as exc:
         out["csv_error"] = str(exc)
+    if job.get("run"):
+        out["orders"] = m.run(**job["run"])
     for name, module in sorted(sys.modules.items()):
         if name.split(".")[0] in BLOCKED and module is not None:
             out["files"][name] = getattr(module, "__file__", None)
     print("RESULT", json.dumps(out))
 """)
+BOOK = {"$CASH": 100000.0}
 
 
 @pytest.fixture
@@ -101,22 +105,52 @@ def _embedded_sources(text: str) -> dict[str, str]:
     return found
 
 
-def _run_isolated(path: Path, cwd: Path) -> dict:
-    blocked = ",".join(sorted(PROJECT_PACKAGES | USER_MODULES))
+def run_isolated(
+    path: Path,
+    cwd: Path,
+    sessions: list[str],
+    first: str = "2023-06-01",
+    last: str = "2024-03-08",
+    run: dict | None = None,
+) -> dict:
+    """Decide on demo bars for `sessions` (and `run(**run)`) in a `python -I` process where
+    tradeship and the fixtures' modules can only come from the export."""
+    job = {
+        "path": str(path),
+        "blocked": sorted(PROJECT_PACKAGES | USER_MODULES),
+        "sessions": sessions,
+        "book": BOOK,
+        "first": first,
+        "last": last,
+        "run": run,
+    }
     done = subprocess.run(
-        [sys.executable, "-I", "-c", RUNNER, str(path), blocked, json.dumps(SESSIONS)],
+        [sys.executable, "-I", "-c", RUNNER],
+        input=json.dumps(job),
         capture_output=True,
         text=True,
         cwd=cwd,
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads(done.stdout.split("RESULT", 1)[1])
+    out = json.loads(done.stdout.split("RESULT", 1)[1])
+    assert all(f.startswith(str(path) + "/") for f in out["files"].values()), out["files"]
+    return out
 
 
-def test_a_user_strategy_over_their_modules_and_a_merged_package_runs_alone(
-    tmp_path, user_project
-):
+def replayed_here(spec, history, sessions: list[str]) -> list:
+    """What this process's tradeship decides for the exported spec on the same bars."""
+    options = {"warmup": spec.warmup, "fill": spec.fill, "fitter": spec.fitter}
+    options["universe"] = spec.universe
+    kwargs = {k: options[k] for k in current_contract().replay_kwargs}
+    cls = strategy_class(spec.strategy_ref)
+    return [
+        replay_decision(cls, spec.params, history.loc[history.index < s], BOOK, s, **kwargs)
+        for s in sessions
+    ]
+
+
+def test_a_user_strategy_over_their_modules_and_a_merged_package_runs_alone(tmp_path, user_project):
     root = user_project(FIXTURES / "merge")
     spec, compiled = build_export(USER, {"top_n": 2}, SYMBOLS, default_source="demo")
     embedded = set(compiled.modules)
@@ -143,25 +177,11 @@ def test_a_user_strategy_over_their_modules_and_a_merged_package_runs_alone(
         assert f"#  - {module} " in compiled.text and digest in compiled.text
 
     path, _ = write_export(compiled, tmp_path / "out" / "strategy.py")
-    out = _run_isolated(path, tmp_path)
-    assert all(f.startswith(str(path) + "/") for f in out["files"].values()), out["files"]
+    out = run_isolated(path, tmp_path, SESSIONS)
     assert "carries no reader for 'csv'" in out["csv_error"]
-
-    history = load_history("demo", SYMBOLS, "2023-06-01", "2024-03-08")
-    options = {"warmup": spec.warmup, "fill": spec.fill, "fitter": spec.fitter}
-    options["universe"] = spec.universe
-    kwargs = {k: options[k] for k in current_contract().replay_kwargs}
-    expected = [
-        replay_decision(
-            strategy_class(USER),
-            spec.params,
-            history.loc[history.index < s],
-            {"$CASH": 100000.0},
-            s,
-            **kwargs,
-        )
-        for s in SESSIONS
-    ]
+    expected = replayed_here(
+        spec, load_history("demo", SYMBOLS, "2023-06-01", "2024-03-08"), SESSIONS
+    )
     assert any(expected), "the fixture strategy should trade on some of these sessions"
     assert out["decisions"] == expected
 
@@ -261,9 +281,7 @@ def test_the_importer_serves_packages_relative_imports_and_shows_source_in_trace
         sys.modules.pop(name, None)
 
 
-def test_an_optional_module_is_left_out_only_when_just_a_function_imports_it(
-    tmp_path, monkeypatch
-):
+def test_an_optional_module_is_left_out_only_when_just_a_function_imports_it(tmp_path, monkeypatch):
     (tmp_path / "lazy_user.py").write_text(
         "def later():\n    import optional_reader\n    import yfinance\n"
     )
@@ -277,3 +295,27 @@ def test_an_optional_module_is_left_out_only_when_just_a_function_imports_it(
     eager = collect(["eager_user", "lazy_user"], omit=omit)
     assert [m.name for m in eager.modules] == ["eager_user", "lazy_user", "optional_reader"]
     assert eager.omitted == {"yfinance"}
+
+
+def test_a_module_on_disk_with_the_embedded_source_is_used_from_disk(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "_probe_same.py").write_text("VALUE = 'disk'\n")
+    (tmp_path / "_probe_other.py").write_text("VALUE = 'disk'\n")
+    modules = {
+        "_probe_same": (False, "VALUE = 'disk'\n"),
+        "_probe_other": (False, "VALUE = 'embedded'\n"),
+    }
+    install_embedded(modules, "/x/strategy.py")
+    try:
+        import _probe_other
+        import _probe_same
+
+        assert _probe_same.__file__ == str(tmp_path / "_probe_same.py")
+        assert (_probe_other.VALUE, _probe_other.__file__) == (
+            "embedded",
+            "/x/strategy.py/_probe_other.py",
+        )
+    finally:
+        sys.modules.pop("_probe_same", None)
+        sys.modules.pop("_probe_other", None)
