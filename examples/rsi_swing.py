@@ -13,8 +13,8 @@ import backtrader as bt
 class RsiSwing(bt.Strategy):
     params = (
         ("rsi_period", 14),
-        ("trend_period", 50),
-        ("oversold", 35.0),
+        ("trend_period", 200),
+        ("oversold", 40.0),
         ("overbought", 65.0),
         ("slice", 0.1),  # fraction of portfolio value per entry
     )

@@ -25,7 +25,7 @@ from strategies.registry import StrategySpec
 from strategies.replay import replay_decision
 
 MARGIN = 0.25  # extra bars over the shortest exact window, as a fraction of it
-SAMPLE = 24  # sessions checked per candidate: the last decisions and as many quiet ones
+SAMPLE = 10  # sessions checked per candidate: the last decisions and as many quiet ones
 
 
 def sample_sessions(result: BacktestResult, count: int = SAMPLE) -> list[pd.Timestamp]:

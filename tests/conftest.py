@@ -3,8 +3,10 @@ from pathlib import Path
 
 import pytest
 
-# tests import small helpers (shared_data) from this folder
+# tests import small helpers (shared_data) from this folder, and the user-style strategies
+# of examples/ from the project root (as `tradeship --strategy examples.x:Class` run there)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 
 @pytest.fixture(autouse=True)
