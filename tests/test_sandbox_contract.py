@@ -96,6 +96,7 @@ def test_the_overlay_only_adds():
     assert set(overlaid["paths"]) - set(published["paths"]) == {
         "/v2/orders:by_client_order_id",
         "/v2/assets/{symbol_or_asset_id}",
+        "/v2/assets",
     }
     assert overlaid["components"]["schemas"]["Order"] == published["components"]["schemas"]["Order"]
     for path, item in published["paths"].items():

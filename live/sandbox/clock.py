@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from marketdata import is_session, nyse_sessions, previous_session
@@ -50,8 +51,24 @@ def session_open_at(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, OPEN_TIME, tzinfo=NEW_YORK).astimezone(UTC)
 
 
+@lru_cache(maxsize=1)
+def _session_closes() -> dict[dt.date, dt.datetime]:
+    """Every NYSE session's close (UTC), read once from the calendar `marketdata` builds:
+    a calendar request spans up to 15,000 sessions, one lookup each would take seconds."""
+    from marketdata.calendar import _calendar_xnys  # the same calendar object, in bulk
+
+    closes = _calendar_xnys().closes
+    return {
+        day.date(): close.to_pydatetime().astimezone(UTC)
+        for day, close in zip(closes.index, closes, strict=True)
+    }
+
+
 def session_close_at(day: dt.date) -> dt.datetime:
-    return session_close(day).to_pydatetime().astimezone(UTC)
+    found = _session_closes().get(day)
+    if found is None:  # not a session: let marketdata say so
+        return session_close(day).to_pydatetime().astimezone(UTC)
+    return found
 
 
 def trading_time(day: dt.date) -> dt.datetime:

@@ -5,9 +5,9 @@ never copied into the project). Validation uses openapi-core (a dev dependency, 
 only here). The published spec has gaps, so the contract is the spec plus this overlay,
 and nothing else:
 
-1. Two endpoints alpaca-py calls that the spec omits get a response schema built from
+1. Three endpoints alpaca-py calls that the spec omits get a response schema built from
    the spec's own components: `GET /v2/orders:by_client_order_id` → `Order`,
-   `GET /v2/assets/{symbol_or_asset_id}` → `Assets`.
+   `GET /v2/assets/{symbol_or_asset_id}` → `Assets`, `GET /v2/assets` → `[Assets]`.
 2. Error answers: the spec documents few error statuses and no error body. Every
    operation gets a `default` response, and every documented >= 400 response without a
    body gets one, of Alpaca's documented error shape `{"code": int, "message": str}`.
@@ -105,6 +105,26 @@ def with_overlay(spec: dict[str, Any]) -> dict[str, Any]:
                     }
                 },
             },
+        },
+    )
+    paths.setdefault(
+        "/v2/assets",
+        {
+            "get": {
+                "operationId": "sandboxOverlayGetAssets",
+                "parameters": [
+                    {"name": name, "in": "query", "schema": {"type": "string"}}
+                    for name in ("status", "asset_class", "exchange", "attributes")
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "content": _json_content(
+                            {"type": "array", "items": {"$ref": "#/components/schemas/Assets"}}
+                        ),
+                    }
+                },
+            }
         },
     )
     return _with_error_overlay(spec)
