@@ -5,9 +5,9 @@
 One run, same data, same strategy parameters (``refit_every=1`` so that the naive way's
 every-bar forecasts are the ones the decisions read):
 
-naive   how the seed strategy does it: a Prophet indicator (strategies.indicators.
-        ProphetForecast) on every symbol, refit every bar, default Prophet settings
-        (uncertainty_samples=1000; yhat does not depend on it), serial, no cache. A first
+naive   plain eager indicators: tradeship's Prophet indicator (strategies.indicators.
+        ProphetForecast) on every symbol, read (so fitted) on every bar, serial, no cache,
+        as a strategy reading its indicators in every next() would. A first
         Backtrader pass computes the indicator on every symbol for every bar from the first
         one a decision can read; the backtest then drives the same decision rule by reading
         the indicator's value at bar t-1 for each candidate. Both passes are timed.
@@ -31,6 +31,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import backtrader as bt
 import pandas as pd
@@ -41,10 +42,11 @@ if str(PROJECT) not in sys.path:  # run as a script from anywhere
 
 from backtests.forecast_cache import ForecastCache  # noqa: E402
 from backtests.forecasting import FastForecaster, resolve_workers  # noqa: E402
-from backtests.runner import BacktestConfig, BacktestResult, build_strategy, run_backtest  # noqa: E402
+from backtests.runner import BacktestConfig, BacktestResult, run_backtest  # noqa: E402
 from marketdata import MarketData, load  # noqa: E402
 from strategies.forecast import ForecastRequest, quiet_prophet_logs  # noqa: E402
 from strategies.indicators import ProphetForecast  # noqa: E402
+from strategies.registry import build_strategy  # noqa: E402
 
 PARQUET = Path(__file__).resolve().parents[1].parent / "shared/data/sp500_daily.parquet"
 SP500_SYMBOLS = [
@@ -52,7 +54,6 @@ SP500_SYMBOLS = [
     "UNH", "HD", "MA", "DIS", "BAC", "XOM", "KO", "PFE", "INTC", "CSCO",
 ]  # fmt: skip
 DEMO_SYMBOLS = [f"SYN{i:03d}" for i in range(20)]
-NAIVE_UNCERTAINTY_SAMPLES = 1000  # Prophet's default
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,6 @@ class RecordIndicators(bt.Strategy):
                 changepoint_prior_scale=p.changepoint_prior_scale,
                 weekly_seasonality=p.weekly_seasonality,
                 yearly_seasonality=p.yearly_seasonality,
-                uncertainty_samples=NAIVE_UNCERTAINTY_SAMPLES,
             )
             for data in self.datas
         }
@@ -143,7 +143,7 @@ class RecordIndicators(bt.Strategy):
     def next(self) -> None:
         day = pd.Timestamp(bt.num2date(self.datas[0].datetime[0])).normalize().date()
         for name, indicator in self.forecasts.items():
-            self.p.table[(name, day)] = float(indicator.forecast[0])
+            self.p.table[(name, day)] = float(indicator[0])  # read: fitted now, eagerly
         if self.p.tick is not None:
             self.p.tick(len(self.forecasts))
 
@@ -200,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         start=plan.start,
         end=plan.end,
     )
-    strategy_params = build_strategy(config.strategy, config.params).params
+    strategy_params = SimpleNamespace(**build_strategy(config.strategy, config.params).params)
     warmup = build_strategy(config.strategy, config.params).warmup_bars()
     start = pd.Timestamp(plan.start)
     # as backtests.runner loads it: enough calendar days to hold the warm-up bars
@@ -288,8 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name:<28} {seconds:>9.2f} {fits:>6} {ms:>7} {naive_seconds / seconds:>7.1f}x")
     print()
     print(
-        f"naive ms/fit is its whole time per fit (uncertainty_samples="
-        f"{NAIVE_UNCERTAINTY_SAMPLES}); cold ms/fit is one fit's time inside a worker"
+        "naive ms/fit is its whole time per fit; cold ms/fit is one fit's time inside a worker"
     )
     print(
         f"cold: {int(cold_stats['requests'])} forecasts asked, {int(cold_stats['hits'])} hits; "
