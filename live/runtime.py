@@ -339,8 +339,10 @@ def _run(
     clock = broker.clock() if broker is not None else None
     if clock is not None and not req.dry_run:
         as_of = trading_time(req.asked, clock["timestamp"], settings.clock_tolerance)
+    elif req.asked is not None:  # a dry run may replay any moment
+        as_of = req.asked
     else:
-        as_of = req.asked if req.asked is not None else resolve_now(None)
+        as_of = clock["timestamp"] if clock is not None else resolve_now(None)
     session = order_session(as_of, req.fill)
     slot = req.slot or session.strftime("%Y%m%d")
     journal.update_run(run_id, as_of=as_of.isoformat(), slot=slot)

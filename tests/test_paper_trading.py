@@ -22,7 +22,7 @@ SPEC = Path(__file__).resolve().parents[1].parent / "shared/specs/alpaca-trading
 SYMBOLS = [f"SYN{i:03d}" for i in range(12)]
 PARAMS = {"top_n": 5, "prophet_window": 60, "momentum_lookback": 20, "threshold": 0.0}
 DAY = "2024-06-03"  # a Monday: a rebalance session; this decision buys SYN007 and SYN009
-NOW = f"{DAY}T15:00"
+NOW = f"{DAY}T09:00"  # the export fills at the open (FILL "open"): opg orders before 09:28
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,8 @@ def contract():
 
 @pytest.fixture
 def sandbox(tmp_path, contract, monkeypatch):
-    with SandboxServer(tmp_path / "sandbox.db", date=DAY, on_exchange=contract) as server:
+    with SandboxServer(tmp_path / "sandbox.db", date="2024-05-31", on_exchange=contract) as server:
+        control(server, "POST", "/sandbox/clock", {"time": NOW})  # the broker's clock
         monkeypatch.setenv("APCA_API_BASE_URL", server.base_url)
         monkeypatch.setenv("APCA_API_KEY_ID", server.key)
         monkeypatch.setenv("APCA_API_SECRET_KEY", server.secret)
@@ -73,22 +74,21 @@ def journal_runs() -> list[dict]:
     return open_journal().recent_runs(50)
 
 
-def test_a_run_trades_the_decision_and_lands_on_target_weights(module, sandbox):
+def test_a_run_trades_the_decision_and_lands_on_its_target_shares(module, sandbox):
+    assert (module.FILL, module.SCHEDULE) == ("open", "daily at 09:00")
     orders = module.run(now=NOW, source="demo")
     assert {o["symbol"] for o in orders} == {"SYN007", "SYN009"}
-    assert all(o["outcome"] == "submitted" and o["status"] == "filled" for o in orders)
-    client = sandbox.trading_client()
+    assert all(o["outcome"] == "submitted" and o["time_in_force"] == "opg" for o in orders)
+    assert {o["status"] for o in orders} <= {"accepted", "new"}  # they wait for the open
     history = module.load_history("demo", SYMBOLS, "2023-06-01", "2024-05-31")
-    targets = module.decide(history, {}, DAY)
-    last_close = history["close"].iloc[-1]  # orders are sized at the last completed close
-    equity = 100_000.0  # the account's equity when it decided
+    targets = module.decide(history, {"$CASH": 100_000.0}, DAY)  # sized at the last close
+    control(sandbox, "POST", "/sandbox/clock", {"time": f"{DAY}T09:31"})
+    client = sandbox.trading_client()
     positions = {p.symbol: float(p.qty) for p in client.get_all_positions()}
-    assert set(positions) == set(targets)
-    for symbol, weight in targets.items():
-        price = float(last_close[symbol])
-        held_weight = positions[symbol] * price / equity
-        # within one share of the target (after the 1% cash buffer), at the sizing price
-        assert abs(held_weight - weight * 0.99) <= price / equity
+    assert positions == targets
+    opens = module.load_history("demo", SYMBOLS, DAY, DAY)["open"].iloc[0]
+    for order in broker_orders(sandbox):  # filled at the open, the backtest's price
+        assert float(order.filled_avg_price) == float(opens[order.symbol])
     run = journal_runs()[0]
     assert run["status"] == "done" and run["data_hash"] and run["strategy_hash"]
     assert {o["state"] for o in run["orders"]} == {"sent"}
@@ -139,16 +139,23 @@ def test_limits_and_the_kill_switch_block_every_order(
     assert journal_runs()[0]["status"] == "blocked"
 
 
-def test_a_closed_market_submits_nothing(module, sandbox, capsys):
-    control(sandbox, "POST", "/sandbox/clock", {"time": f"{DAY}T17:00:00-04:00"})
-    assert module.run(now=f"{DAY}T17:00", source="demo") == []
-    assert "market is closed" in capsys.readouterr().out
+def test_a_run_after_the_opg_cut_off_submits_nothing(module, sandbox, capsys):
+    control(sandbox, "POST", "/sandbox/clock", {"time": f"{DAY}T15:00:00-04:00"})
+    assert module.run(source="demo") == []
+    assert "must be sent before 09:28 New York" in capsys.readouterr().out
     assert broker_orders(sandbox) == []
 
 
-def test_a_weekend_or_holiday_is_not_a_session(module, sandbox, capsys):
-    assert module.run(now="2024-06-08T15:00", source="demo") == []  # a Saturday
-    assert "not an NYSE session" in capsys.readouterr().out
+def test_a_past_now_cannot_trade_today(module, sandbox):
+    with pytest.raises(module.RunError, match="is not the broker's clock"):
+        module.run(now="2016-11-28T15:00", source="demo")
+    assert broker_orders(sandbox) == []
+
+
+def test_a_weekend_opg_run_is_for_the_next_session(module, sandbox, capsys):
+    control(sandbox, "POST", "/sandbox/clock", {"time": "2024-06-08T10:00"})  # a Saturday
+    module.run(source="demo", dry_run=True)
+    assert journal_runs()[0]["slot"] == "20240610"  # Monday's open
 
 
 def test_wrong_credentials_end_the_run_plainly(module, sandbox, monkeypatch):
@@ -198,7 +205,7 @@ def test_broker_failures_end_the_run_without_duplicates(module, sandbox, fault, 
 def test_a_malformed_answer_to_an_accepted_order_is_looked_up(module, sandbox):
     control(sandbox, "POST", "/sandbox/faults", {"malformed": True, "times": 1, **ORDER_POSTS})
     orders = module.run(now=NOW, source="demo")
-    assert len(orders) == 2 and all(o["status"] == "filled" for o in orders)
+    assert len(orders) == 2 and all(o["outcome"] == "submitted" for o in orders)
     ids = [o.client_order_id for o in broker_orders(sandbox)]
     assert len(ids) == len(set(ids)) == 2
 
@@ -227,7 +234,7 @@ def test_paper_and_journal_commands(module, sandbox, capsys):
     assert "submitted: buy" in out and "2 order(s)" in out
     assert main(["journal", "--limit", "1"]) == 0
     shown = capsys.readouterr().out
-    assert "done: 2 order(s)" in shown and shown.count("  sent  filled") == 2
+    assert "done: 2 order(s)" in shown and shown.count("  sent  accepted") == 2
     # a blocked run says why and exits non-zero, with no traceback
     sandbox_url = sandbox.base_url
     assert sandbox_url
@@ -240,7 +247,7 @@ def test_paper_and_journal_commands(module, sandbox, capsys):
                 "--source",
                 "csv:/nonexistent",
                 "--now",
-                "2024-06-04T15:00",
+                NOW,
             ]
         )
         == 1
