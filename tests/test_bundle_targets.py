@@ -241,9 +241,11 @@ def test_bundle_refuses_bad_inputs(module_path, tmp_path):
 def test_cli_bundle(module_path, tmp_path, monkeypatch, capsys):
     import tradeship.cli as cli
 
-    monkeypatch.setattr(
-        cli, "COMMAND_MODULES", tuple({*cli.COMMAND_MODULES, "tradeship.commands.bundle"})
-    )
+    # Only the bundle module registered: `tradeship bundle` must come from it alone.
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("tradeship.commands.bundle",))
+    with pytest.raises(SystemExit) as gone:
+        cli.main(["sweep", "--help"])  # the patch bites: other modules' commands are gone
+    assert gone.value.code == 2 and "invalid choice: 'sweep'" in capsys.readouterr().err
     out = tmp_path / "container"
     code = cli.main(
         ["bundle", "--target", "container", "--module", str(module_path), "--out", str(out)]
