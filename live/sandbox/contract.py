@@ -20,6 +20,9 @@ the same error overlay (2), plus one documented deviation:
    neither; alpaca-py's `Bar` model requires both keys to be present (it accepts null), so
    the sandbox sends null instead of inventing numbers.
 
+4. A 405 (a method the spec has no operation for) is checked for an `Allow` header and
+   the error body of (2) only.
+
 `/sandbox/*` answers are not Alpaca's and are not checked; a response shaped by the
 `malformed` fault must *not* be valid JSON.
 """
@@ -193,6 +196,8 @@ class SpecChecker:
             except ValueError:
                 return []
             return [f"{where}: the malformed fault sent valid JSON"]
+        if exchange.status == 405:  # a method the spec has no operation for
+            return _method_not_allowed_problems(where, exchange)
         request = MockRequest(
             self._host,
             exchange.method.lower(),
@@ -212,6 +217,23 @@ class SpecChecker:
             detail = "; ".join(str(e) for e in getattr(exc, "schema_errors", ()) or [exc])
             return [f"{where}: {type(exc).__name__}: {detail}"]
         return []
+
+
+def _method_not_allowed_problems(where: str, exchange: Exchange) -> list[str]:
+    """Overlay 4: a 405 has no operation in the spec to check against; it must carry an
+    `Allow` header and Alpaca's error body."""
+    problems = [] if exchange.headers.get("allow") else [f"{where}: no Allow header"]
+    try:
+        body = json.loads(exchange.body)
+    except ValueError:
+        return [*problems, f"{where}: the body is not JSON"]
+    if not (
+        isinstance(body, dict)
+        and isinstance(body.get("code"), int)
+        and isinstance(body.get("message"), str)
+    ):
+        problems.append(f"{where}: the body is not Alpaca's {{code, message}}")
+    return problems
 
 
 @lru_cache(maxsize=4)
