@@ -4,7 +4,7 @@ Every feed has the usual OHLCV lines plus three that tradeship's building blocks
 strategy sees the same information in a backtest and in an exported module's replay:
 
 - ``listed``: 1.0 from the symbol's first real bar on. Before it, the feed repeats that
-  first bar (volume 0) so all feeds share one clock; nothing may trade or rank it there.
+  first bar (its volume too) so all feeds share one clock; nothing may trade or rank it there.
 - ``member``: 1.0 when the symbol belongs to the universe on the session *after* this bar,
   the one that orders placed at this bar trade in (point-in-time index membership).
 - ``next_session``: that session as a Backtrader date number (NaN when unknown, e.g. the
@@ -93,8 +93,8 @@ def feed_columns(
 ) -> dict[str, dict[str, np.ndarray]]:
     """Every symbol's line arrays (see `HistoryData`), in symbol order, cut in one step.
 
-    Before a symbol's first bar its fields repeat that bar (volume 0): a backward fill
-    of each column, as the original per-symbol frames had.
+    Before a symbol's first bar its fields repeat that bar: a backward fill of each column,
+    as the per-symbol frames of old had (volume included: 0 only where no bar follows).
     """
     following = _following(history.index, after_last)
     sessions = _date_numbers(following)
