@@ -96,9 +96,9 @@ def decisions_frame(log: DecisionLog) -> pd.DataFrame:
 
 def _configure_broker(config: BacktestConfig) -> Callable[[bt.Cerebro], None]:
     def configure(cerebro: bt.Cerebro) -> None:
-        cerebro.broker.setcommission(commission=config.commission)
-        if config.slippage:
-            cerebro.broker.set_slippage_perc(config.slippage)
+        from backtests.broker import configure_broker  # margin, slippage, commission rules
+
+        configure_broker(cerebro, config)
 
     return configure
 
