@@ -109,7 +109,7 @@ def drawdown_chart(
             y=_vals(dd, 5),
             name=name,
             mode="lines",
-            fill="tozeroy",
+            fill="tozeroy" if name == "Strategy" else None,  # the benchmark as a line on top
             line={"color": colors.get(name, BENCHMARK), "width": 1},
         )
     for rank, row in enumerate(worst.itertuples(index=False), start=1):
