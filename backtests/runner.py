@@ -28,7 +28,7 @@ CASH_SYMBOL = CASH  # decisions.csv row holding the weight left in cash
 class BacktestConfig:
     """Everything that determines a backtest's result."""
 
-    strategy: str
+    strategy: str | type  # a name ("prophet_momentum", "package.module:Class") or the class
     params: dict[str, Any] = field(default_factory=dict)
     source: str = "demo"
     symbols: list[str] | None = None
@@ -41,6 +41,7 @@ class BacktestConfig:
     cash_buffer: float = 0.01
     fractional: bool = False
     universe: str | None = None  # membership:PATH, symbols:A,B or all (default: see README)
+    warmup: int | None = None  # bars before the first trade, at least the strategy's minimum
 
 
 @dataclass
@@ -55,7 +56,7 @@ class BacktestResult:
     orders: pd.DataFrame
     decisions: pd.DataFrame
     decided: dict[pd.Timestamp, dict[str, float] | None]  # target shares asked for, by session
-    holdings: dict[pd.Timestamp, dict[str, float]]  # the book (shares, $CASH) each one saw
+    holdings: dict[pd.Timestamp, dict[str, float]]  # the book (shares, $CASH) at every session
     metrics: dict[str, Any]
     notes: list[str]
     members: pd.DataFrame | None = None  # universe membership on each session (None: all)
@@ -144,7 +145,7 @@ def run_backtest(
     spec = build_strategy(config.strategy, config.params)
     start = pd.Timestamp(config.start) if config.start else None
     end = pd.Timestamp(config.end) if config.end else None
-    warmup = spec.warmup_bars(_probe_symbols(config))
+    warmup = max(spec.warmup_bars(_probe_symbols(config)), int(config.warmup or 0))
     if market_data is None:
         market_data = load(config.source, config.symbols, warmup_start(start, warmup), end)
     if not market_data.bars:
@@ -222,7 +223,7 @@ def run_backtest(
         orders=orders,
         decisions=decisions_frame(log),
         decided={d.session: d.targets for d in decided},
-        holdings={d.session: d.book for d in decided},
+        holdings=dict(log.books),
         metrics=metrics,
         notes=notes,
         members=members,

@@ -149,6 +149,9 @@ def module_config(module: ModuleType, source: str, symbols, start, end) -> Backt
         if getattr(module, "FILL", "open") != "market"
         else "open",
         universe=universe.get("rule") if isinstance(universe, dict) else None,
+        # the backtest has at least the module's replay window behind its first decision,
+        # so later sessions show whether that window is long enough
+        warmup=int(getattr(module, "WARMUP", 0) or 0),
     )
 
 

@@ -13,18 +13,41 @@ import nbformat
 HERE = Path(__file__).resolve().parent
 
 BACKTEST = [
-    ("md", "# Backtest a strategy and look at it\n\nRuns `prophet_momentum` on the built-in "
-           "**synthetic** demo universe (offline), then shows the report's plots. Swap "
-           "`source` for `parquet:../../shared/data/sp500_daily.parquet` or `yfinance`."),
+    ("md", "# Write a strategy as a Backtrader class, backtest it, look at it\n\n"
+           "The class below is the README's example: plain Backtrader (params, indicators in "
+           "`__init__`, orders in `next()`) on tradeship's building blocks. It runs on the "
+           "built-in **synthetic** demo universe (offline); swap `source` for "
+           "`parquet:../../shared/data/sp500_daily.parquet` or `yfinance`."),
+    ("code", "import backtrader as bt\n\n"
+             "from tradeship import (\n"
+             "    ProphetForecast,\n"
+             "    equal_weights,\n"
+             "    order_target_weights,\n"
+             "    read_forecasts,\n"
+             "    rebalance_due,\n"
+             "    top_n_momentum,\n"
+             ")\n\n\n"
+             "class TrendProphet(bt.Strategy):\n"
+             "    \"\"\"Every week: of the 5 best 6-month performers, hold those Prophet sees rising.\"\"\"\n\n"
+             "    params = ((\"top_n\", 5), (\"lookback\", 126), (\"threshold\", 0.0))\n\n"
+             "    def __init__(self):\n"
+             "        self.fc = {d: ProphetForecast(d, window=252, horizon=5) for d in self.datas}\n\n"
+             "    def next(self):\n"
+             "        if not rebalance_due(self, every=5):\n"
+             "            return\n"
+             "        names = top_n_momentum(self, self.p.top_n, self.p.lookback)\n"
+             "        forecast = read_forecasts(self.fc[d] for d in names)  # fitted in one batch\n"
+             "        rising = [d._name for d in names if forecast[d._name] / d.close[0] - 1 > self.p.threshold]\n"
+             "        order_target_weights(self, equal_weights(rising))"),
     ("code", "from pathlib import Path\n\nfrom IPython.display import Image, display\n\n"
-             "from backtests.runner import BacktestConfig, run_backtest, write_outputs"),
-    ("code", "config = BacktestConfig(\n"
-             "    strategy=\"prophet_momentum\",\n"
+             "from backtests.runner import BacktestConfig, run_backtest, write_outputs\n\n"
+             "config = BacktestConfig(\n"
+             "    strategy=TrendProphet,\n"
              "    source=\"demo\",\n"
              "    symbols=[f\"SYN{i:03d}\" for i in range(20)],\n"
              "    start=\"2024-01-02\",\n"
              "    end=\"2024-06-28\",\n"
-             "    params={\"top_n\": 4, \"prophet_window\": 120, \"momentum_lookback\": 60},\n"
+             "    params={\"top_n\": 4},\n"
              ")\n"
              "result = run_backtest(config)\n"
              "report = write_outputs(result, Path(\"out/notebook_backtest\"))\n"
@@ -36,8 +59,8 @@ BACKTEST = [
              "              \"benchmark\": {k: result.metrics[\"benchmark\"][k] for k in keys}})"),
     ("code", "for name in (\"equity.png\", \"drawdown.png\", \"trades.png\"):\n"
              "    display(Image(filename=str(report.parent / name)))"),
-    ("md", "Every rebalance's target weights (`decisions.csv`): the record an export is "
-           "checked against."),
+    ("md", "What each rebalance asked for (`decisions.csv`: target weights, `$CASH` the weight "
+           "left in cash): the record an export is checked against."),
     ("code", "result.decisions.tail(10)"),
 ]
 
@@ -50,7 +73,8 @@ EXPORT = [
              "from exporters.parity import verify_parity"),
     ("code", "symbols = [f\"SYN{i:03d}\" for i in range(12)]\n"
              "params = {\"top_n\": 3, \"prophet_window\": 60, \"momentum_lookback\": 20}\n"
-             "spec, compiled = build_export(\"prophet_momentum\", params, symbols)\n"
+             "# sources: the data kinds the module must read besides yfinance (parity replays demo)\n"
+             "spec, compiled = build_export(\"prophet_momentum\", params, symbols, sources=[\"demo\"])\n"
              "module_path, requirements = write_export(compiled, Path(\"out/export/strategy.py\"))\n"
              "print(module_path, len(compiled.text.splitlines()), \"lines\")\n"
              "print(requirements.read_text())"),

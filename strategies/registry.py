@@ -134,9 +134,13 @@ class StrategySpec:
         return minimum_bars(self.cls, self.params, list(symbols or ["X"]))
 
 
-def build_strategy(name: str, params: Mapping[str, Any] | Iterable[str] = ()) -> StrategySpec:
-    """The class `name` finds, with `params` parsed onto its defaults."""
-    cls = strategy_class(name)
+def build_strategy(
+    name: str | type[bt.Strategy], params: Mapping[str, Any] | Iterable[str] = ()
+) -> StrategySpec:
+    """The class `name` finds (or the class itself), with `params` parsed onto its defaults."""
+    cls = name if isinstance(name, type) else strategy_class(name)
+    if not issubclass(cls, bt.Strategy):
+        raise ValueError(f"{cls.__qualname__} is not a Backtrader strategy (bt.Strategy)")
     typed = {**param_defaults(cls), **parse_params(cls, params)}
     return StrategySpec(strategy_name(cls), cls, dict(sorted(typed.items())))
 

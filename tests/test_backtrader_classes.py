@@ -72,7 +72,8 @@ def test_export_of_a_plain_backtrader_strategy_passes_parity(tmp_path, name, sym
     measure = run_backtest(
         BacktestConfig(
             strategy=name, source=SOURCE, symbols=symbols, start="2018-01-02", end="2018-12-31"
-        )
+        ),
+        market_data=load(SOURCE, symbols, None, "2018-12-31"),  # all the past, as export does
     )
     warmup = find_warmup(measure.strategy, measure, say=lambda line: None)
     assert warmup >= measure.strategy.warmup_bars(symbols)

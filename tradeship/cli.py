@@ -61,7 +61,10 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
     )
     with open_forecaster(args, settings) as forecaster:
         result = run_backtest(
-            config, forecaster=forecaster, progress=progress_bar(not args.quiet, "backtest")
+            config,
+            forecaster=forecaster,
+            market_data=data,
+            progress=progress_bar(not args.quiet, "backtest"),
         )
     report = write_outputs(result, args.out)
     for note in result.notes:
@@ -118,11 +121,14 @@ def _measure_warmup(args: argparse.Namespace, settings: Settings, symbols) -> in
             "the export measures how many bars its replay needs on real data: give --source "
             "(the data you backtested on), or choose the length yourself with --warmup N"
         )
+    # every bar before the measured year too: recursive indicators need a long past to show
+    # how far back a replay must start
+    data = load(args.source, symbols, None, args.end)
     start = args.start
     if start is None:
         import pandas as pd
 
-        last = max(frame.index[-1] for frame in load(args.source, symbols).bars.values())
+        last = max(frame.index[-1] for frame in data.bars.values())
         start = (last - pd.Timedelta(days=365)).date().isoformat()
     config = BacktestConfig(
         strategy=args.strategy,
@@ -136,7 +142,10 @@ def _measure_warmup(args: argparse.Namespace, settings: Settings, symbols) -> in
     )
     with open_forecaster(args, settings) as forecaster:
         result = run_backtest(
-            config, forecaster=forecaster, progress=progress_bar(not args.quiet, "backtest")
+            config,
+            forecaster=forecaster,
+            market_data=data,
+            progress=progress_bar(not args.quiet, "backtest"),
         )
 
         def say(line: str) -> None:
