@@ -1342,7 +1342,14 @@ class SandboxBroker:
             for position in self.positions():
                 try:
                     body = self.close_position(position["symbol"])
-                    out.append({"symbol": position["symbol"], "status": 200, "body": body})
+                    out.append(
+                        {
+                            "symbol": position["symbol"],
+                            "status": 200,
+                            "order_id": body["id"],
+                            "body": body,
+                        }
+                    )
                 except AlpacaError as exc:
                     out.append(
                         {"symbol": position["symbol"], "status": exc.status, "body": exc.body()}

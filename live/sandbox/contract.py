@@ -20,6 +20,9 @@ the same error overlay (2), plus one documented deviation:
    neither; alpaca-py's `Bar` model requires both keys to be present (it accepts null), so
    the sandbox sends null instead of inventing numbers.
 
+5. `PositionClosedReponse.status` (DELETE /v2/positions) is an HTTP status: an integer,
+   as in the spec's own `CanceledOrderResponse` and alpaca-py's `ClosePositionResponse`
+   (the spec types it as a string).
 4. A 405 (a method the spec has no operation for) is checked for an `Allow` header and
    the error body of (2) only.
 
@@ -110,6 +113,9 @@ def with_overlay(spec: dict[str, Any]) -> dict[str, Any]:
             },
         },
     )
+    closed = spec.get("components", {}).get("schemas", {}).get("PositionClosedReponse", {})
+    if "status" in closed.get("properties", {}):  # overlay 5
+        closed["properties"]["status"] = {**closed["properties"]["status"], "type": "integer"}
     paths.setdefault(
         "/v2/assets",
         {
