@@ -188,3 +188,24 @@ def test_shutdown_answers_a_held_request_in_alpacas_shape(tmp_path):
     assert {"x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"} <= set(
         answer.headers
     )
+
+
+def test_ten_threads_with_one_client_order_id_make_one_order(sandbox):
+    """Broker work now runs in worker threads: the id check and the insert stay atomic."""
+    answers: list[int] = []
+    lock = threading.Lock()
+
+    def send() -> None:
+        status = call(
+            sandbox, "POST", "/v2/orders", json=order(qty=1, client_order_id="x")
+        ).status_code
+        with lock:
+            answers.append(status)
+
+    threads = [threading.Thread(target=send) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(answers) == [200] + [422] * 9
+    assert len(call(sandbox, "GET", "/v2/orders?status=all").json()) == 1
