@@ -39,6 +39,11 @@ def _vals(values: Sequence[float] | np.ndarray | pd.Series, digits: int = 6) -> 
     return out
 
 
+def _tick(value: object) -> str:
+    """A parameter value as an axis label: floats without trailing zeros (0.0 -> 0)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _figure(title: str, **layout: object) -> go.Figure:
     fig = go.Figure()
     fig.update_layout(
@@ -305,8 +310,8 @@ def heatmap_chart(
     z = table.to_numpy(dtype="float64")
     fig.add_heatmap(
         z=[_vals(row, 5) for row in z],
-        x=[str(c) for c in table.columns],
-        y=[str(i) for i in table.index],
+        x=[_tick(c) for c in table.columns],
+        y=[_tick(i) for i in table.index],
         text=hover,
         hovertemplate="%{text}<extra></extra>",
         colorscale="Viridis",
