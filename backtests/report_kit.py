@@ -1,4 +1,5 @@
-"""What every HTML report shares: page shell, CSS, pinned matplotlib style, PNG bytes, plotly.
+"""What every HTML report shares: page shell, CSS, pinned matplotlib style, PNG bytes, plotly,
+and the caveat about the data (`data_note`, cheap to import: matplotlib loads only to draw).
 
 One place for it, so the backtest, sweep and walk-forward reports look alike and stay
 deterministic: PNGs carry no metadata, plotly figures get fixed element ids and plotly.js is
@@ -11,10 +12,10 @@ import html
 import io
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # Pinned so plots do not change with a user's matplotlibrc.
 RC: dict[str, Any] = {
@@ -64,6 +65,8 @@ def data_note(synthetic: bool) -> str:
 
 def png_bytes(fig: Figure) -> bytes:
     """Render a figure to PNG without timestamp/version metadata (byte-stable)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # only when drawing
+
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
