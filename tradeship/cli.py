@@ -61,10 +61,7 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
     )
     with open_forecaster(args, settings) as forecaster:
         result = run_backtest(
-            config,
-            forecaster=forecaster,
-            market_data=data,
-            progress=progress_bar(not args.quiet, "backtest"),
+            config, forecaster=forecaster, progress=progress_bar(not args.quiet, "backtest")
         )
     report = write_outputs(result, args.out)
     for note in result.notes:
