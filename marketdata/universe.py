@@ -398,3 +398,54 @@ def _universe_parse(digest: str, data: bytes) -> tuple[pd.DataFrame, pd.Timestam
 def _universe_dates(texts: pd.Series) -> pd.Series:
     """``YYYY-MM-DD`` texts as datetime64[ns]; NaT for an empty or unparseable one."""
     return pd.to_datetime(texts, format="%Y-%m-%d", errors="coerce").astype("datetime64[ns]")
+
+
+def universe_record(membership: Membership, symbols: Sequence[str]) -> dict[str, Any] | None:
+    """What an export records of its universe: None for a plain list or ``all`` (its
+    symbols on every session), else the rule and the stays of `symbols`, JSON-able."""
+    if not membership.spec.point_in_time:
+        return None
+    wanted = set(symbols)
+    rows = [
+        [ticker, _universe_iso(start), _universe_iso(end)]
+        for ticker, start, end in membership.stays.itertuples(index=False, name=None)
+        if ticker in wanted
+    ]
+    last = membership.last_date
+    return {
+        "rule": membership.spec.rule,
+        "last_date": None if last is None else last.date().isoformat(),
+        "stays": sorted(rows),
+    }
+
+
+def membership_from_record(record: Mapping[str, Any]) -> Membership:
+    """The `Membership` an export recorded with `universe_record`."""
+    rows = record.get("stays") or []
+    stays = pd.DataFrame(
+        {
+            "ticker": pd.Series([r[0] for r in rows], dtype=object),
+            "start": pd.to_datetime(pd.Series([r[1] for r in rows], dtype=object)),
+            "end": pd.to_datetime(pd.Series([r[2] for r in rows], dtype=object)),
+        }
+    )
+    last = record.get("last_date")
+    spec = UniverseSpec("membership", path=Path(str(record.get("rule", "membership:?"))[11:]))
+    return Membership(
+        stays=stays, spec=spec, last_date=None if last is None else pd.Timestamp(last)
+    )
+
+
+def members_for_replay(
+    record: Mapping[str, Any] | None, history: pd.DataFrame, session: Any
+) -> pd.DataFrame | None:
+    """Membership on every bar's next session and on `session`, for a replay (None: all)."""
+    if not record:
+        return None
+    index = pd.DatetimeIndex(history.index).append(pd.DatetimeIndex([pd.Timestamp(session)]))
+    symbols = list(history["close"].columns)
+    return membership_from_record(record).matrix(index, symbols)
+
+
+def _universe_iso(value: Any) -> str | None:
+    return None if pd.isna(value) else pd.Timestamp(value).date().isoformat()
