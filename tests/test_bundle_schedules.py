@@ -62,7 +62,7 @@ def bundles(tmp_path_factory):
     found = {}
     for text in SCHEDULES:
         root = tmp_path_factory.mktemp(text.replace(" ", "_").replace(":", ""))
-        module_path = export_module(root / "export", schedule=None if "daily" in text else text)
+        module_path = export_module(root / "export", schedule=text)
         module = read_module(module_path)
         template = root / "template.yaml"
         template.write_text(render_template(module, python="3.11", image=False))
@@ -162,10 +162,15 @@ def test_cron_groups_cover_each_schedule_exactly():
         "every 390 min",
     ):
         schedule = Schedule.parse(text)
-        times = {(t.hour, t.minute) for t in schedule.fire_times("2025-01-08", "2025-01-08")}
+        times = {  # a full session and an early close (2025-07-03 closes at 13:00)
+            (t.hour, t.minute)
+            for day in ("2025-01-08", "2025-07-03")
+            for t in schedule.fire_times(day, day)
+        }
         groups = cron_groups(schedule)
         covered = {(h, m) for g in groups for h in g.hours for m in g.minutes}
         assert covered == times, text
+    assert [(g.minutes, g.hours) for g in cron_groups("daily at 15:00")] == [((0,), (12, 15))]
     assert [(g.minutes, g.hours) for g in cron_groups("every 30 min")] == [
         ((30,), (9, 10, 11, 12, 13, 14, 15)),
         ((0,), (10, 11, 12, 13, 14, 15)),

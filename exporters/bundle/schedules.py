@@ -12,9 +12,10 @@ fire times on weekdays (Monday-Friday), always a *superset* of the intended fire
   expression firing at both possible UTC hours (New York is UTC-4 or UTC-5);
 - Kubernetes CronJob: 5-field ``M H * * 1-5`` with ``timeZone: America/New_York``.
 
-The extra fires (NYSE holidays, afternoons after an early close, the wrong-offset UTC hour)
-are no-ops: the bundle's runtime skips a fire time the schedule does not contain before it
-touches the broker (see exporters/bundle/runtime.py).
+The extra fires (NYSE holidays, afternoons after an early close, a daily time's early-close
+twin on a full session, the wrong-offset UTC hour) are no-ops: the bundle's runtime skips
+a fire time the schedule does not contain before it touches the broker (see
+exporters/bundle/runtime.py).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ import pandas as pd
 from live.schedule import Schedule
 
 NEW_YORK = "America/New_York"
-# A regular full session (16:00 close) whose fire times stand for every weekday's.
-REFERENCE_SESSION = "2025-01-08"
+# A full session (16:00 close) and an early close (13:00): their fire times stand for every
+# weekday's (a daily time after 09:30 keeps its distance to an early close: 15:00 -> 12:00).
+REFERENCE_SESSIONS = ("2025-01-08", "2025-07-03")
 # New York's offsets to UTC (EDT, EST): a UTC cron fires at both and the runtime keeps one.
 NEW_YORK_UTC_OFFSETS = (4, 5)
 
@@ -67,9 +69,10 @@ def compact(values: Iterable[int]) -> str:
 
 
 def cron_groups(schedule: Schedule | str) -> list[CronGroup]:
-    """The fewest (minutes x hours) groups whose union is a full session's fire times."""
+    """The fewest (minutes x hours) groups whose union holds the fire times of a full and of
+    an early-close session (cron cannot tell them apart: the runtime skips the wrong one)."""
     schedule = Schedule.parse(schedule) if isinstance(schedule, str) else schedule
-    times = schedule.fire_times(REFERENCE_SESSION, REFERENCE_SESSION)
+    times = [t for day in REFERENCE_SESSIONS for t in schedule.fire_times(day, day)]
     hours_by_minute: dict[int, set[int]] = {}
     for stamp in times:
         hours_by_minute.setdefault(stamp.minute, set()).add(stamp.hour)

@@ -12,8 +12,8 @@ the bundle (the production side) and writes what it found into ``bundle.json``:
 * it loads the same data through the module's own ``load_history`` and calls the module's
   own ``decide(history before the session, holdings, session)``; its forecasts are its own
   Prophet fits, with a private empty cache;
-* holdings and decisions are opaque JSON-able dicts, compared with
-  ``exporters.parity.compare`` session by session (``replay_decisions`` drives both sides).
+* holdings and decisions are opaque JSON-able dicts, compared session by session:
+  ``exporters.parity.replay_isolated`` is the one replay, verify-parity's and this one's.
 
 A certificate with mismatches refuses the bundle (its deployable files are removed, the
 certificate stays) unless ``force``; ``force`` is recorded.
@@ -21,9 +21,9 @@ certificate stays) unless ``force``; ``force`` is recorded.
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -31,6 +31,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -46,46 +47,8 @@ from exporters.bundle.common import (
 )
 from exporters.bundle.pythons import require_python
 
-REPLAY_MARK = "TRADESHIP-REPLAY "
 AZURE_PACKAGES = Path(".python_packages") / "lib" / "site-packages"
 MISMATCH_LINES_KEPT = 20
-
-# Run by the target's Python with -I -S: the standard library, then only spec["paths"].
-REPLAY = r"""
-import importlib, importlib.metadata, json, sys
-spec = json.loads(sys.stdin.read())
-sys.path[:0] = spec["paths"]
-outside = [p for p in sys.path if "-packages" in p and p not in spec["paths"]]
-if outside:
-    raise SystemExit(f"the replay is not isolated: {outside}")
-module = importlib.import_module(spec["module"])
-import pandas as pd
-cut = getattr(module, "history_until", None)
-if cut is None:
-    from strategies.history import history_until as cut
-history = module.load_history(
-    spec["source"], spec["symbols"], pd.Timestamp(spec["first"]), pd.Timestamp(spec["last"])
-)
-decisions = {}
-for when, holdings in spec["calls"]:
-    session = pd.Timestamp(when)
-    decisions[when] = module.decide(cut(history, session), holdings, session)
-versions = {}
-for name in spec["requirements"]:
-    try:
-        versions[name] = importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        versions[name] = None
-answer = {
-    "python": ".".join(map(str, sys.version_info[:3])),
-    "isolated": bool(sys.flags.isolated),
-    "no_site": bool(sys.flags.no_site),
-    "versions": versions,
-    "sessions": [str(history.index[0].date()), str(history.index[-1].date())],
-    "decisions": decisions,
-}
-print("TRADESHIP-REPLAY " + json.dumps(answer, default=float))
-"""
 
 
 @dataclass(frozen=True)
@@ -108,10 +71,6 @@ class Environment:
     described: list[str]  # the paths as bundle.json names them (no machine paths)
 
 
-def _iso(session: Any) -> str:
-    return pd.Timestamp(session).isoformat()
-
-
 def _host_versions(names: list[str]) -> dict[str, str | None]:
     found: dict[str, str | None] = {}
     for name in names:
@@ -122,78 +81,41 @@ def _host_versions(names: list[str]) -> dict[str, str | None]:
     return found
 
 
-def backtest_module(module_path: Path, spec: VerifySpec, forecaster: Any = None, progress=None):
-    """The research side: the module's strategy backtested here (same config as
-    exporters.parity.verify_parity builds), with the module's fill mode."""
-    from backtests.runner import BacktestConfig, run_backtest
-    from exporters.parity import load_module
+def module_constants(path: Path) -> SimpleNamespace:
+    """The module's literal constants (STRATEGY_NAME, PARAMS, SYMBOLS, FILL, UNIVERSE ...),
+    read without importing it: its embedded modules must not meet this checkout's here."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name) and target.id.isupper():
+                try:
+                    found[target.id] = ast.literal_eval(node.value)
+                except ValueError:
+                    continue
+    return SimpleNamespace(**found)
 
-    module = load_module(module_path)
-    extra = {"fill": module.FILL} if hasattr(module, "FILL") else {}
-    config = BacktestConfig(
-        strategy=module.STRATEGY_NAME,
-        params=dict(module.PARAMS),
-        source=spec.source,
-        symbols=spec.symbols or list(module.SYMBOLS),
-        start=spec.start,
-        end=spec.end,
-        **extra,
-    )
+
+def backtest_module(module_path: Path, spec: VerifySpec, forecaster: Any = None, progress=None):
+    """The research side: the module's own backtest (exporters.parity.module_config), here."""
+    from backtests.runner import run_backtest
+    from exporters.parity import module_config
+
+    module = module_constants(module_path)
+    config = module_config(module, spec.source, spec.symbols, spec.start, spec.end)
     return run_backtest(config, forecaster=forecaster, progress=progress)
 
 
-def replay_in(
-    env: Environment, result: Any, requirements: list[str], timeout: float = 1800
-) -> tuple[dict[str, Any], Any]:
-    """Replay every session of `result` in `env`; returns (the child's answer, the report)."""
-    from exporters.parity import replay_decisions
+def replay_in(env: Environment, result: Any, requirements: list[str]) -> tuple[dict, Any]:
+    """Every session of `result` replayed by the bundle (exporters.parity.replay_isolated);
+    returns (the child's answer, the parity report)."""
+    from exporters.parity import ReplayError, replay_isolated
 
-    calls: list[tuple[str, Any]] = []
-
-    def record(_before, holdings, session):
-        calls.append((_iso(session), holdings))
-        return None
-
-    replay_decisions(result, result.history, record, "bundle")  # which calls, in order
-    spec = {
-        "paths": [str(p) for p in env.paths],
-        "module": MODULE_NAME,
-        "source": result.config.source,
-        "symbols": sorted(result.data.bars),
-        "first": _iso(result.history.index[0]),
-        "last": _iso(result.history.index[-1]),
-        "calls": calls,
-        "requirements": requirements,
-    }
-    with tempfile.TemporaryDirectory(prefix="tradeship-replay-") as scratch:
-        child_env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": scratch,
-            "TRADESHIP_CACHE_DIR": str(Path(scratch) / "cache"),
-            "XDG_CACHE_HOME": str(Path(scratch) / "xdg"),
-            "TRADESHIP_JOURNAL": f"sqlite:{Path(scratch) / 'journal.sqlite'}",
-            "TZ": "UTC",
-        }
-        done = subprocess.run(
-            [str(env.python), "-I", "-S", "-B", "-c", REPLAY],
-            input=json.dumps(spec, default=float),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=scratch,
-            env=child_env,
-        )
-    lines = [line for line in done.stdout.splitlines() if line.startswith(REPLAY_MARK)]
-    if done.returncode != 0 or not lines:
-        tail = "\n".join((done.stderr + done.stdout).splitlines()[-25:])
-        raise BundleError(f"the bundle's replay failed under {env.python} -I -S:\n{tail}")
-    answer = json.loads(lines[-1][len(REPLAY_MARK) :])
-    decided = answer["decisions"]
-
-    def lookup(_before, _holdings, session):
-        return decided[_iso(session)]
-
-    return answer, replay_decisions(result, result.history, lookup, "bundle")
+    try:
+        return replay_isolated(env.python, env.paths, MODULE_NAME, result, "bundle", requirements)
+    except ReplayError as exc:
+        raise BundleError(f"the bundle could not replay the backtest: {exc}") from None
 
 
 # -- the target's environment ---------------------------------------------------------------
