@@ -1,8 +1,8 @@
 """Prophet's model fitted in-process: the same MAP as `prophet.Prophet.fit`, no cmdstan.
 
-Why: a Prophet fit spends almost all of its time outside the model (a cmdstan process,
-files, pandas). For the settings tradeship uses the model is small and its MAP can be
-found exactly in a millisecond, so a backtest of the whole S&P 500 need not wait on it.
+Why: a Prophet fit spends most of its time outside the model (a cmdstan process, files,
+pandas). For the settings tradeship uses the model is small, so a backtest of the whole
+S&P 500 need not wait on cmdstan, and a bundle need not ship it.
 
 The model is Prophet's (prophet/stan_model/prophet.stan, Prophet 1.1-1.5 defaults):
 
@@ -13,14 +13,17 @@ The model is Prophet's (prophet/stan_model/prophet.stan, Prophet 1.1-1.5 default
 * priors ``k, m ~ N(0, 5)``, ``delta ~ Laplace(0, changepoint_prior_scale)``,
   ``sigma_obs ~ N(0, 0.5)``, seasonal ``beta ~ N(0, 10)``;
 * optional weekly (order 3) and yearly (order 10) Fourier seasonalities, additive
-  (multiplicative seasonality is not a least-squares problem: use fitter "prophet").
+  (multiplicative seasonality is left to fitter "prophet").
 
-Prophet's Stan optimizer stops near the MAP; this module computes the MAP itself. For a
-fixed ``sigma_obs`` the negative log posterior in ``(k, m, delta, beta)`` is a lasso
-(a quadratic plus an L1 term on ``delta``), solved exactly by feature-sign search (an
-active-set method: every step solves a small linear system); ``sigma_obs`` then has a
-closed form given the residuals. The two alternate to a fixed point. Everything is plain
-numpy, deterministic, with no global state.
+The optimizer is Stan's L-BFGS as CmdStan runs it for Prophet (same initial point, line
+search, history, tolerances), ported step by step. Not the exact MAP on purpose: the
+Laplace prior makes the objective non-smooth at delta = 0, Stan stops where its path
+stops, and the exact optimum differs from Prophet's forecast by more than 0.5 % on ~1 in 4
+windows. Stan's stopping point also depends on rounding, so agreement is statistical
+(benchmarks/fast_prophet_acceptance.py measures it, and Prophet against itself).
+
+Windows of one shape are fitted as one batch in lockstep (`fit_many`): numpy's per-call
+cost is paid once per step of the batch. Deterministic, no global state.
 """
 
 from __future__ import annotations
@@ -40,10 +43,6 @@ SEASONALITY_PRIOR_SCALE = 10.0
 WEEKLY = (7.0, 3)  # (period in days, Fourier order): Prophet's defaults
 YEARLY = (365.25, 10)
 NS_PER_DAY = 86_400 * 10**9
-
-_MAX_OUTER = 200  # sigma / lasso alternations (a fit takes ~5-15)
-_MAX_STEPS = 500  # feature-sign steps per lasso (a lasso takes ~1-30)
-_REL_TOL = 1e-12
 
 
 @dataclass(frozen=True)
@@ -113,88 +112,129 @@ def changepoint_grid(t: np.ndarray) -> np.ndarray:
     return np.sort(t[indexes[1:]])
 
 
-def fit(
-    dates_ns: np.ndarray,
-    values: np.ndarray,
-    *,
-    changepoint_prior_scale: float = 0.05,
-    weekly_seasonality: bool | int = False,
-    yearly_seasonality: bool | int = False,
-    seasonality_mode: str = "additive",
-) -> FastFit:
-    """The MAP of Prophet's model on (dates, values): sorted, distinct, finite."""
-    dates = np.asarray(dates_ns, dtype="int64")
-    y = np.asarray(values, dtype="float64")
+@dataclass(frozen=True)
+class FitRequest:
+    """One fit: prices at dates (int64 ns, wall clock) and the model's settings."""
+
+    dates_ns: np.ndarray
+    values: np.ndarray
+    changepoint_prior_scale: float = 0.05
+    weekly_seasonality: bool | int = False
+    yearly_seasonality: bool | int = False
+    seasonality_mode: str = "additive"
+
+
+@dataclass
+class _Problem:
+    """A fit prepared for the optimizer (or already solved, for a constant series)."""
+
+    start: int
+    t_scale: int
+    y_scale: float
+    changepoints: np.ndarray
+    seasonalities: tuple[tuple[float, int], ...]
+    t: np.ndarray | None = None
+    cp_rows: np.ndarray | None = None
+    seasonal: np.ndarray | None = None
+    y: np.ndarray | None = None
+    x0: np.ndarray | None = None
+    tau: float = 0.05
+    solved: FastFit | None = None
+
+
+def _prepare(request: FitRequest) -> _Problem:
+    dates = np.asarray(request.dates_ns, dtype="int64")
+    y = np.asarray(request.values, dtype="float64")
     if dates.shape != y.shape or y.ndim != 1:
         raise ValueError("dates and values must be 1-d arrays of the same length")
     if y.size < 2 or not np.all(np.isfinite(y)):
         raise ValueError(f"cannot fit a forecast on {y.size} bars with missing prices")
     if np.any(np.diff(dates) <= 0):
         raise ValueError("dates must be strictly increasing")
-    if not changepoint_prior_scale > 0:
-        raise ValueError(f"changepoint_prior_scale must be > 0, got {changepoint_prior_scale}")
-    seasonalities = seasonality_orders(weekly_seasonality, yearly_seasonality)
-    if seasonalities and seasonality_mode != "additive":
+    tau = float(request.changepoint_prior_scale)
+    if not tau > 0:
+        raise ValueError(f"changepoint_prior_scale must be > 0, got {tau}")
+    seasonalities = seasonality_orders(request.weekly_seasonality, request.yearly_seasonality)
+    if seasonalities and request.seasonality_mode != "additive":
         raise ValueError(
-            f"fitter 'fast' fits additive seasonality only, not {seasonality_mode!r}; "
+            f"fitter 'fast' fits additive seasonality only, not {request.seasonality_mode!r}; "
             "use fitter 'prophet' for it"
         )
-
     start, t_scale = int(dates[0]), int(dates[-1] - dates[0])
     t = (dates - start).astype("float64") / float(t_scale)
     y_scale = float(np.max(np.abs(y))) or 1.0
     changepoints = changepoint_grid(t)
     seasonal = _fourier(dates, seasonalities)
+    problem = _Problem(start, t_scale, y_scale, changepoints, seasonalities, tau=tau)
     if np.all(y == y[0]):  # Prophet skips the optimizer here and keeps its initial values
-        return FastFit(
+        problem.solved = FastFit(
             start, t_scale, y_scale, changepoints, 0.0, float(y[0] / y_scale),
             np.zeros(changepoints.size), np.zeros(seasonal.shape[1]), 1e-9, seasonalities,
         )  # fmt: skip
-
-    hinges = np.maximum(t[:, None] - changepoints[None, :], 0.0)  # A * (t - t_change)
-    design = np.column_stack([t, np.ones_like(t), hinges, seasonal])
-    n_cp = changepoints.size
-    y_scaled = y / y_scale
-    k0 = (y_scaled[-1] - y_scaled[0]) / (t[-1] - t[0])  # Prophet's linear_growth_init
-    x0 = np.concatenate([[k0, y_scaled[0] - k0 * t[0]], np.zeros(n_cp + seasonal.shape[1]),
-                         [0.0]])  # fmt: skip
-    objective = _Objective(design, y_scaled, n_cp, changepoint_prior_scale,
-                           SEASONALITY_PRIOR_SCALE)  # fmt: skip
-    x = _stan_lbfgs(objective, x0)
-    return FastFit(
-        start, t_scale, y_scale, changepoints, float(x[0]), float(x[1]),
-        x[2 : 2 + n_cp].copy(), x[2 + n_cp : -1].copy(), math.exp(float(x[-1])),
-        seasonalities,
-    )  # fmt: skip
-
-
-def forecast(
-    dates_ns: np.ndarray,
-    values: np.ndarray,
-    target_ns: int,
-    *,
-    changepoint_prior_scale: float = 0.05,
-    weekly_seasonality: bool | int = False,
-    yearly_seasonality: bool | int = False,
-    seasonality_mode: str = "additive",
-) -> float:
-    """Fit on (dates, values) and return yhat at `target_ns`."""
-    model = fit(
-        dates_ns,
-        values,
-        changepoint_prior_scale=changepoint_prior_scale,
-        weekly_seasonality=weekly_seasonality,
-        yearly_seasonality=yearly_seasonality,
-        seasonality_mode=seasonality_mode,
+        return problem
+    problem.t = t
+    problem.cp_rows = np.searchsorted(t, changepoints)  # changepoints are rows' times
+    problem.seasonal = seasonal
+    problem.y = y / y_scale
+    k0 = (problem.y[-1] - problem.y[0]) / (t[-1] - t[0])  # Prophet's linear_growth_init
+    problem.x0 = np.concatenate(
+        [[k0, problem.y[0] - k0 * t[0]], np.zeros(changepoints.size + seasonal.shape[1]), [0.0]]
     )
-    return float(model.predict(np.array([target_ns], dtype="int64"))[0])
+    return problem
+
+
+def fit_many(requests: list[FitRequest]) -> list[FastFit]:
+    """The fits of `requests`, in order: problems of one shape are solved as one batch.
+
+    A fit's result does not depend on what it is batched with.
+    """
+    problems = [_prepare(r) for r in requests]
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for position, problem in enumerate(problems):
+        if problem.solved is None:
+            shape = (problem.t.size, problem.changepoints.size, problem.seasonal.shape[1])
+            groups.setdefault(shape, []).append(position)
+    for (_, n_cp, _), positions in groups.items():
+        chosen = [problems[i] for i in positions]
+        objective = _Objective(
+            np.stack([p.t for p in chosen]),
+            np.stack([p.cp_rows for p in chosen]),
+            np.stack([p.seasonal for p in chosen]),
+            np.stack([p.y for p in chosen]),
+            np.array([p.tau for p in chosen]),
+        )
+        xs = _stan_lbfgs(objective, np.stack([p.x0 for p in chosen]))
+        for problem, x in zip(chosen, xs, strict=True):
+            problem.solved = FastFit(
+                problem.start, problem.t_scale, problem.y_scale, problem.changepoints,
+                float(x[0]), float(x[1]), x[2 : 2 + n_cp].copy(), x[2 + n_cp : -1].copy(),
+                math.exp(float(x[-1])), problem.seasonalities,
+            )  # fmt: skip
+    return [p.solved for p in problems]
+
+
+def fit(dates_ns: np.ndarray, values: np.ndarray, **settings) -> FastFit:
+    """The fit of one series (see `FitRequest` for the settings)."""
+    return fit_many([FitRequest(dates_ns, values, **settings)])[0]
+
+
+def forecast_many(requests: list[FitRequest], targets_ns: list[int]) -> list[float]:
+    """yhat at each target, each fitted on its own request; fitted as batches."""
+    models = fit_many(requests)
+    return [
+        float(model.predict(np.array([target], dtype="int64"))[0])
+        for model, target in zip(models, targets_ns, strict=True)
+    ]
+
+
+def forecast(dates_ns: np.ndarray, values: np.ndarray, target_ns: int, **settings) -> float:
+    """Fit on (dates, values) and return yhat at `target_ns`."""
+    return forecast_many([FitRequest(dates_ns, values, **settings)], [target_ns])[0]
 
 
 # Stan's L-BFGS (stan/optimization/bfgs.hpp, bfgs_linesearch.hpp, lbfgs_update.hpp) with
-# CmdStan's defaults, as Prophet calls it: the fit stops where Stan's would, not at the
-# exact optimum (the Laplace prior makes the objective non-smooth at delta = 0, so
-# Stan's answer depends on its path; the exact MAP moves yhat by up to ~30 % on some
-# windows). Ported step by step; parameter order as in prophet.stan.
+# CmdStan's defaults, as Prophet calls it (iter=10000; Prophet uses Newton below 100 rows,
+# not ported: the same L-BFGS serves there).
 _INIT_ALPHA = 1e-3
 _MIN_ALPHA = 1e-12
 _C1, _C2 = 1e-4, 0.9
@@ -210,243 +250,394 @@ _TOL_PARAM = 1e-8
 _EPS = float(np.finfo(float).eps)
 
 
-class _Objective:
-    """Prophet's negative log density (Stan's, no Jacobian) and its gradient.
+# Many fits at once ----------------------------------------------------------------------
+# The same algorithm, step for step, run in lockstep over a batch of windows: each tick
+# evaluates one trial point per unfinished fit in a few numpy calls over the whole batch,
+# then advances every fit's own line-search state. Python's per-step overhead is paid once
+# per batch instead of once per fit. Row-wise arithmetic only (no value depends on the
+# other rows of a batch): a window's forecast is the same whatever it is batched with.
 
-    x = [k, m, delta (S), beta (K), log sigma_obs]: prophet.stan's order except that
-    sigma_obs comes last (the same when there is no seasonality, as by default).
-    The design holds the matching columns [t, 1, A * (t - t_change), X].
+_EXPAND, _ZOOM = 0, 1
+
+
+class _Objective:
+    """Prophet's negative log density (Stan's, no Jacobian) and its gradient, for a batch.
+
+    Row i of x is fit i's [k, m, delta (S), beta (K), log sigma_obs]: prophet.stan's order
+    except that sigma_obs comes last (the same when there is no seasonality, the default).
+    The trend is piecewise linear with kinks at rows `cp_rows` (Prophet's changepoints are
+    rows of the history), so it and its gradient take running sums over the rows, not the
+    T x S changepoint matrix: O(T) per fit.
     """
 
-    def __init__(self, design: np.ndarray, y: np.ndarray, n_cp: int, tau: float,
-                 beta_sd: float) -> None:  # fmt: skip
-        self.design = design
-        self.design_t = np.ascontiguousarray(design.T)
-        self.y = y
-        self.n = float(y.size)
-        self.delta = slice(2, 2 + n_cp)
-        self.beta = slice(2 + n_cp, design.shape[1])
-        self.inv_tau = 1.0 / tau
-        self.inv_beta_var = 1.0 / beta_sd**2
-        self.inv_trend_var = 1.0 / TREND_PRIOR_SD**2
-        self.inv_sigma_var = 1.0 / SIGMA_PRIOR_SD**2
+    def __init__(self, t: np.ndarray, cp_rows: np.ndarray, seasonal: np.ndarray,
+                 ys: np.ndarray, tau: np.ndarray) -> None:  # fmt: skip
+        self.t = t  # (B, T) scaled times
+        self.cp_rows = cp_rows  # (B, S) row index of each changepoint
+        self.rows = np.arange(t.shape[0])[:, None]
+        self.c = np.take_along_axis(t, cp_rows, axis=1)  # (B, S) changepoint times
+        self.seasonal = seasonal  # (B, T, K)
+        self.y = ys
+        self.n = float(ys.shape[1])
+        self.n_cp = cp_rows.shape[1]
+        self.inv_tau = 1.0 / np.asarray(tau, dtype="float64")
 
-    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray] | None:
-        """(f, gradient) at x, or None where the density is not finite (as Stan's adaptor)."""
-        log_sigma = float(x[-1])
-        if not -700.0 < log_sigma < 700.0:
-            return None
-        theta = x[:-1]
-        inv_var = math.exp(-2.0 * log_sigma)
-        var = math.exp(2.0 * log_sigma)
-        residual = self.y - self.design @ theta
-        rss = float(residual @ residual)
-        k, m = float(theta[0]), float(theta[1])
-        delta = theta[self.delta]
-        beta = theta[self.beta]
-        value = (
-            0.5 * (k * k + m * m) * self.inv_trend_var
-            + float(np.abs(delta).sum()) * self.inv_tau
-            + 0.5 * var * self.inv_sigma_var
-            + 0.5 * float(beta @ beta) * self.inv_beta_var
+    def take(self, keep: np.ndarray) -> None:
+        self.t, self.cp_rows, self.c = self.t[keep], self.cp_rows[keep], self.c[keep]
+        self.seasonal, self.y, self.inv_tau = self.seasonal[keep], self.y[keep], self.inv_tau[keep]
+        self.rows = np.arange(self.t.shape[0])[:, None]
+
+    def _running(self, values: np.ndarray) -> np.ndarray:
+        """Per row, the sum of `values` (B, S) over changepoints at or before each row."""
+        spread = np.zeros_like(self.t)
+        spread[self.rows, self.cp_rows] = values
+        return np.cumsum(spread, axis=1)
+
+    def __call__(self, x: np.ndarray):
+        """(f, g, finite): one row per fit; not finite where Stan's evaluation fails."""
+        n_cp = self.n_cp
+        k, m = x[:, 0], x[:, 1]
+        delta = x[:, 2 : 2 + n_cp]
+        beta = x[:, 2 + n_cp : -1]
+        log_sigma = x[:, -1]
+        inv_var = np.exp(-2.0 * log_sigma)
+        var = np.exp(2.0 * log_sigma)
+        t = self.t
+        slope = k[:, None] + self._running(delta)
+        offset = m[:, None] - self._running(delta * self.c)
+        mu = slope * t + offset
+        if beta.shape[1]:
+            mu = mu + np.matmul(self.seasonal, beta[:, :, None])[:, :, 0]
+        residual = self.y - mu
+        rss = (residual * residual).sum(axis=1)
+        f = (
+            0.5 * (k * k + m * m) / TREND_PRIOR_SD**2
+            + np.abs(delta).sum(axis=1) * self.inv_tau
+            + 0.5 * var / SIGMA_PRIOR_SD**2
+            + 0.5 * (beta * beta).sum(axis=1) / SEASONALITY_PRIOR_SCALE**2
             + self.n * log_sigma
             + 0.5 * rss * inv_var
         )
-        grad = np.empty_like(x)
-        grad[:-1] = self.design_t @ residual
-        grad[:-1] *= -inv_var
-        grad[0] += k * self.inv_trend_var
-        grad[1] += m * self.inv_trend_var
-        grad[self.delta] += np.sign(delta) * self.inv_tau
-        grad[self.beta] += beta * self.inv_beta_var
-        grad[-1] = self.n - rss * inv_var + var * self.inv_sigma_var
-        if not (math.isfinite(value) and np.isfinite(grad).all()):
-            return None
-        return value, grad
+        rt = residual * t
+        after_r = np.cumsum(residual[:, ::-1], axis=1)[:, ::-1]  # sum over rows >= i
+        after_rt = np.cumsum(rt[:, ::-1], axis=1)[:, ::-1]
+        g = np.empty_like(x)
+        g[:, 0] = after_rt[:, 0]
+        g[:, 1] = after_r[:, 0]
+        g[:, 2 : 2 + n_cp] = np.take_along_axis(after_rt, self.cp_rows, axis=1) - self.c * (
+            np.take_along_axis(after_r, self.cp_rows, axis=1)
+        )
+        if beta.shape[1]:
+            g[:, 2 + n_cp : -1] = np.matmul(self.seasonal.transpose(0, 2, 1), residual[:, :, None])[
+                :, :, 0
+            ]
+        g[:, :-1] *= -inv_var[:, None]
+        g[:, 0] += k / TREND_PRIOR_SD**2
+        g[:, 1] += m / TREND_PRIOR_SD**2
+        g[:, 2 : 2 + n_cp] += np.sign(delta) * self.inv_tau[:, None]
+        g[:, 2 + n_cp : -1] += beta / SEASONALITY_PRIOR_SCALE**2
+        g[:, -1] = self.n - rss * inv_var + var / SIGMA_PRIOR_SD**2
+        ok = np.isfinite(f) & np.isfinite(g).all(axis=1) & (np.abs(log_sigma) < 700.0)
+        return f, g, ok
 
 
-def _sqrt(value: float) -> float:
-    """C's sqrt: NaN for a negative argument (every comparison with it is then false)."""
-    return math.sqrt(value) if value >= 0.0 else math.nan
+class _Batch:
+    """State of a batch of fits with the same shape (rows = fits)."""
+
+    def __init__(self, objective: _Objective, x0: np.ndarray) -> None:
+        b, dim = x0.shape
+        self.rows = np.arange(b)  # each row's position in the caller's batch
+        self.objective = objective
+        self.x = x0.copy()
+        f, g, ok = objective(self.x)
+        if not ok.all():
+            raise ValueError("the initial point of the fit is not finite")
+        self.f, self.g = f, g
+        self.p = -g
+        self.f1 = np.zeros(b)
+        self.g1 = np.zeros((b, dim))
+        self.p1 = np.zeros((b, dim))
+        self.alphak1 = np.zeros(b)
+        self.hs = np.zeros((b, _HISTORY, dim))
+        self.hy = np.zeros((b, _HISTORY, dim))
+        self.hrho = np.zeros((b, _HISTORY))
+        self.gamma = np.ones(b)
+        self.iteration = np.ones(b, dtype=int)
+        self.reset = np.ones(b, dtype=int)
+        # line search
+        self.mode = np.zeros(b, dtype=int)
+        self.alpha_init = np.zeros(b)
+        self.alpha0 = np.zeros(b)
+        self.alpha1 = np.zeros(b)
+        self.prev_f = np.zeros(b)
+        self.prev_dfp = np.zeros(b)
+        self.nits = np.zeros(b, dtype=int)
+        self.restarts = np.zeros(b, dtype=int)
+        self.dfp = np.zeros(b)
+        self.alo = np.zeros(b)
+        self.alo_f = np.zeros(b)
+        self.alo_dfp = np.zeros(b)
+        self.ahi = np.zeros(b)
+        self.ahi_f = np.zeros(b)
+        self.ahi_dfp = np.zeros(b)
+        self.zit = np.zeros(b, dtype=int)
+        self.trial = np.zeros(b)
+        self.start_search(np.arange(b), np.full(b, _INIT_ALPHA))
+
+    def start_search(self, idx: np.ndarray, alpha: np.ndarray) -> None:
+        """Begin a Wolfe line search along p from x for rows idx (first trial: alpha)."""
+        self.mode[idx] = _EXPAND
+        self.alpha_init[idx] = alpha
+        self.alpha0[idx] = _MIN_ALPHA
+        self.alpha1[idx] = alpha
+        self.prev_f[idx] = self.f[idx]
+        dfp = _rowdot(self.g[idx], self.p[idx])
+        self.dfp[idx] = dfp
+        self.prev_dfp[idx] = dfp
+        self.nits[idx] = 0
+        self.restarts[idx] = 0
+        self.trial[idx] = alpha
+
+    def zoom_next(self, idx: np.ndarray) -> np.ndarray:
+        """WolfLSZoom's loop top for rows idx: the next trial, or failure (returned mask)."""
+        self.zit[idx] += 1
+        alo, ahi = self.alo[idx], self.ahi[idx]
+        fail = (np.abs(alo - ahi) < 1e-16) | (np.nextafter(alo, ahi) == ahi)
+        alo_f, ahi_f = self.alo_f[idx], self.ahi_f[idx]
+        alo_dfp, ahi_dfp = self.alo_dfp[idx], self.ahi_dfp[idx]
+        d1 = alo_dfp + ahi_dfp - 3 * (alo_f - ahi_f) / (alo - ahi)
+        d2 = np.sqrt(d1 * d1 - alo_dfp * ahi_dfp)
+        d2 = np.where(ahi < alo, -d2, d2)
+        alpha = ahi - (ahi - alo) * (ahi_dfp + d2 - d1) / (ahi_dfp - alo_dfp + 2 * d2)
+        span = np.abs(alo - ahi)
+        low, high = np.minimum(alo, ahi), np.maximum(alo, ahi)
+        bad = ~np.isfinite(alpha) | (alpha < low + 0.01 * span) | (alpha > high - 0.01 * span)
+        middle = 0.5 * (alo + ahi)
+        alpha = np.where(bad | (self.zit[idx] % 5 == 0), middle, alpha)
+        self.trial[idx] = alpha
+        return fail
+
+    def search_direction(self, idx: np.ndarray) -> np.ndarray:
+        """L-BFGS two-loop recursion over each row's history (newest last)."""
+        q = -self.g[idx]
+        hs, hy, rho = self.hs[idx], self.hy[idx], self.hrho[idx]
+        alphas = np.zeros((idx.size, _HISTORY))
+        for j in range(_HISTORY - 1, -1, -1):
+            a = rho[:, j] * _rowdot(hs[:, j], q)
+            q = q - a[:, None] * hy[:, j]
+            alphas[:, j] = a
+        q = q * self.gamma[idx][:, None]
+        for j in range(_HISTORY):
+            b = rho[:, j] * _rowdot(hy[:, j], q)
+            q = q + (alphas[:, j] - b)[:, None] * hs[:, j]
+        return q
+
+    def step(self) -> np.ndarray:
+        """Evaluate every row's trial point and advance; returns the rows that finished."""
+        all_rows = np.arange(self.x.shape[0])
+        ft, gt, ok = self.objective(self.x + self.trial[:, None] * self.p)
+        dfp_t = _rowdot(gt, self.p)
+        success = np.zeros(all_rows.size, dtype=bool)
+        fail = np.zeros(all_rows.size, dtype=bool)
+        to_zoom = np.zeros(all_rows.size, dtype=bool)
+        new_f = np.zeros(all_rows.size)
+        new_g = np.zeros_like(gt)
+        new_alpha = np.zeros(all_rows.size)
+
+        # WolfeLineSearch's expansion loop -------------------------------------------------
+        expand = self.mode == _EXPAND
+        bad = expand & ~ok
+        give_up = bad & (self.restarts >= _MAX_LS_RESTARTS)
+        fail |= give_up
+        retry = bad & ~give_up
+        self.alpha1[retry] = 0.5 * (self.alpha0[retry] + self.alpha1[retry])
+        self.restarts[retry] += 1
+        self.trial[retry] = self.alpha1[retry]
+        good = expand & ok
+        self.restarts[good] = 0
+        c1dfp, c2dfp = _C1 * self.dfp, _C2 * self.dfp
+        above = good & ((ft > self.f + self.alpha_init * c1dfp)
+                        | ((ft >= self.prev_f) & (self.nits > 0)))  # fmt: skip
+        zoom_a = above
+        self.alo[zoom_a], self.alo_f[zoom_a] = self.alpha0[zoom_a], self.prev_f[zoom_a]
+        self.alo_dfp[zoom_a] = self.prev_dfp[zoom_a]
+        self.ahi[zoom_a], self.ahi_f[zoom_a], self.ahi_dfp[zoom_a] = (
+            self.alpha1[zoom_a],
+            ft[zoom_a],
+            dfp_t[zoom_a],
+        )
+        rest = good & ~above
+        wolfe = rest & (np.abs(dfp_t) <= -c2dfp)
+        success |= wolfe
+        new_alpha[wolfe], new_f[wolfe], new_g[wolfe] = self.alpha1[wolfe], ft[wolfe], gt[wolfe]
+        rest &= ~wolfe
+        zoom_b = rest & (dfp_t >= 0)
+        self.alo[zoom_b], self.alo_f[zoom_b], self.alo_dfp[zoom_b] = (
+            self.alpha1[zoom_b],
+            ft[zoom_b],
+            dfp_t[zoom_b],
+        )
+        self.ahi[zoom_b], self.ahi_f[zoom_b], self.ahi_dfp[zoom_b] = (
+            self.alpha0[zoom_b],
+            self.prev_f[zoom_b],
+            self.prev_dfp[zoom_b],
+        )
+        grow = rest & ~zoom_b
+        self.alpha0[grow], self.prev_f[grow], self.prev_dfp[grow] = (
+            self.alpha1[grow],
+            ft[grow],
+            dfp_t[grow],
+        )
+        self.alpha1[grow] *= 10.0
+        self.nits[grow] += 1
+        self.trial[grow] = self.alpha1[grow]
+        fail |= grow & (self.nits >= _MAX_LS_ITS)
+        entering = zoom_a | zoom_b
+        self.zit[entering] = 0
+        to_zoom |= entering
+
+        # WolfLSZoom's body -----------------------------------------------------------------
+        zoom = self.mode == _ZOOM
+        bad = zoom & ~ok
+        low = np.minimum(self.alo, self.ahi)
+        halved = 0.5 * (self.trial + low)
+        give_up = bad & ((np.abs(low - halved) < 1e-16) | (halved == self.trial))
+        fail |= give_up
+        self.trial[bad & ~give_up] = halved[bad & ~give_up]
+        good = zoom & ok
+        alpha = self.trial
+        high = good & ((ft > self.f + alpha * c1dfp) | (ft >= self.alo_f))
+        self.ahi[high], self.ahi_f[high], self.ahi_dfp[high] = alpha[high], ft[high], dfp_t[high]
+        rest = good & ~high
+        wolfe = rest & (np.abs(dfp_t) <= -c2dfp)
+        success |= wolfe
+        new_alpha[wolfe], new_f[wolfe], new_g[wolfe] = alpha[wolfe], ft[wolfe], gt[wolfe]
+        rest &= ~wolfe
+        flip = rest & (dfp_t * (self.ahi - self.alo) >= 0)
+        self.ahi[flip], self.ahi_f[flip], self.ahi_dfp[flip] = (
+            self.alo[flip],
+            self.alo_f[flip],
+            self.alo_dfp[flip],
+        )
+        self.alo[rest], self.alo_f[rest], self.alo_dfp[rest] = alpha[rest], ft[rest], dfp_t[rest]
+        to_zoom |= high | rest
+
+        idx = np.flatnonzero(to_zoom)
+        if idx.size:
+            self.mode[idx] = _ZOOM
+            fail[idx] |= self.zoom_next(idx)
+
+        finished = np.zeros(all_rows.size, dtype=bool)
+        # a successful line search: BFGSMinimizer::step's update and convergence tests -----
+        idx = np.flatnonzero(success)
+        if idx.size:
+            finished[idx] = self._advance(idx, new_alpha[idx], new_f[idx], new_g[idx])
+        # a failed one: reset the Hessian approximation once, then give up (Stan: LS failed)
+        idx = np.flatnonzero(fail & ~success)
+        if idx.size:
+            done = self.reset[idx] != 0
+            finished[idx[done]] = True
+            again = idx[~done]
+            if again.size:
+                self.reset[again] = 2
+                self.p[again] = -self.g[again]
+                self.start_search(again, np.full(again.size, _INIT_ALPHA))
+        return finished
+
+    def _advance(self, idx, alpha, f_new, g_new) -> np.ndarray:
+        x_new = self.x[idx] + alpha[:, None] * self.p[idx]
+        sk = x_new - self.x[idx]
+        yk = g_new - self.g[idx]
+        self.f1[idx], self.f[idx] = self.f[idx], f_new
+        self.g1[idx], self.g[idx] = self.g[idx], g_new
+        self.p1[idx] = self.p[idx]
+        self.x[idx] = x_new
+        grad_norm = np.sqrt(_rowdot(g_new, g_new))
+        step_norm = np.sqrt(_rowdot(sk, sk))
+        skyk = _rowdot(yk, sk)
+        yy = _rowdot(yk, yk)
+        reset = self.reset[idx] != 0
+        b0 = yy / skyk
+        self.p1[idx] = np.where(reset[:, None], self.p1[idx] / b0[:, None], self.p1[idx])
+        self.alphak1[idx] = np.where(reset, alpha * b0, alpha)
+        cleared = idx[reset]
+        self.hs[cleared] = 0.0
+        self.hy[cleared] = 0.0
+        self.hrho[cleared] = 0.0
+        self.gamma[idx] = skyk / yy
+        self.hs[idx] = np.concatenate([self.hs[idx][:, 1:], sk[:, None]], axis=1)
+        self.hy[idx] = np.concatenate([self.hy[idx][:, 1:], yk[:, None]], axis=1)
+        self.hrho[idx] = np.concatenate([self.hrho[idx][:, 1:], (1.0 / skyk)[:, None]], axis=1)
+        self.p[idx] = self.search_direction(idx)
+        f, f1 = self.f[idx], self.f1[idx]
+        change = np.abs(f1 - f)
+        rel_obj = change / np.maximum(np.maximum(np.abs(f1), np.abs(f)), 1.0)
+        rel_grad = -_rowdot(self.p[idx], self.g[idx]) / np.maximum(np.abs(f), 1.0)
+        done = (
+            (change < _TOL_OBJ)
+            | (grad_norm < _TOL_GRAD)
+            | (step_norm < _TOL_PARAM)
+            | (self.iteration[idx] >= _MAX_ITERS)
+            | (rel_obj < _TOL_REL_OBJ * _EPS)
+            | (rel_grad < _TOL_REL_GRAD * _EPS)
+        )
+        go = idx[~done]
+        if go.size:
+            self.iteration[go] += 1
+            self.reset[go] = 0
+            first = _cubic_interp_rows(
+                _rowdot(self.g1[go], self.p1[go]), self.alphak1[go], self.f[go] - self.f1[go],
+                _rowdot(self.g[go], self.p1[go]), _MIN_ALPHA, 1.0,
+            )  # fmt: skip
+            self.start_search(go, np.minimum(1.0, 1.01 * first))
+        return done
+
+    def take(self, keep: np.ndarray) -> None:
+        """Keep only rows `keep` (finished fits leave the batch)."""
+        for name, value in vars(self).items():
+            if isinstance(value, np.ndarray):
+                setattr(self, name, value[keep])
+        self.objective.take(keep)
 
 
-def _cubic_interp(df0: float, x1: float, f1: float, df1: float, lo: float, hi: float) -> float:
-    """Minimum on [lo, hi] of the cubic through (0, 0, df0) and (x1, f1, df1)."""
+def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(axis=1)
+
+
+def _cubic_interp_rows(df0, x1, f1, df1, lo: float, hi: float) -> np.ndarray:
+    """`_cubic_interp` for many rows at once (NaN where C's arithmetic gives NaN)."""
     c3 = (-12 * f1 + 6 * x1 * (df0 + df1)) / (x1 * x1 * x1)
     c2 = -(4 * df0 + 2 * df1) / x1 + 6 * f1 / (x1 * x1)
     c1 = df0
-    t_s = _sqrt(c2 * c2 - 2.0 * c1 * c3)
-    s1 = -(c2 + t_s) / c3 if c3 != 0.0 else math.copysign(math.inf, -(c2 + t_s))
-    s2 = -(c2 - t_s) / c3 if c3 != 0.0 else math.copysign(math.inf, -(c2 - t_s))
+    t_s = np.sqrt(c2 * c2 - 2.0 * c1 * c3)
+    s1 = -(c2 + t_s) / c3
+    s2 = -(c2 - t_s) / c3
 
-    def cubic(z: float) -> float:
+    def cubic(z):
         return z * (z * (z * c3 / 3.0 + c2) / 2.0 + c1)
 
-    min_x, min_f = lo, cubic(lo)
-    value = cubic(hi)
-    if value < min_f:
-        min_x, min_f = hi, value
-    for z in (s1, s2):
-        if lo < z < hi:
-            value = cubic(z)
-            if value < min_f:
-                min_x, min_f = z, value
+    min_x = np.full_like(c1, lo)
+    min_f = cubic(min_x)
+    value = cubic(np.full_like(c1, hi))
+    better = value < min_f
+    min_x = np.where(better, hi, min_x)
+    min_f = np.where(better, value, min_f)
+    for s in (s1, s2):
+        value = cubic(s)
+        better = (lo < s) & (s < hi) & (value < min_f)
+        min_x = np.where(better, s, min_x)
+        min_f = np.where(better, value, min_f)
     return min_x
 
 
-def _zoom(func, x, f, dfp, c1dfp, c2dfp, p, alo, alo_f, alo_dfp, ahi, ahi_f, ahi_dfp):
-    """Stan's WolfLSZoom: (ok, alpha, f, g) of a point meeting the strong Wolfe conditions."""
-    min_range = 1e-16
-    it = 0
-    while True:
-        it += 1
-        if abs(alo - ahi) < min_range or math.nextafter(alo, ahi) == ahi:
-            return False, None
-        if it % 5 == 0:
-            alpha = 0.5 * (alo + ahi)
-        else:
-            d1 = alo_dfp + ahi_dfp - 3 * (alo_f - ahi_f) / (alo - ahi)
-            d2 = _sqrt(d1 * d1 - alo_dfp * ahi_dfp)
-            if ahi < alo:
-                d2 = -d2
-            denominator = ahi_dfp - alo_dfp + 2 * d2
-            alpha = (
-                ahi - (ahi - alo) * (ahi_dfp + d2 - d1) / denominator
-                if denominator != 0.0
-                else math.nan
-            )
-            span = abs(alo - ahi)
-            if (
-                not math.isfinite(alpha)
-                or alpha < min(alo, ahi) + 0.01 * span
-                or alpha > max(alo, ahi) - 0.01 * span
-            ):
-                alpha = 0.5 * (alo + ahi)
-        result = func(x + alpha * p)
-        while result is None:
-            previous = alpha
-            alpha = 0.5 * (alpha + min(alo, ahi))
-            if abs(min(alo, ahi) - alpha) < min_range or alpha == previous:
-                return False, None
-            result = func(x + alpha * p)
-        new_f, new_g = result
-        new_dfp = float(new_g @ p)
-        if new_f > f + alpha * c1dfp or new_f >= alo_f:
-            ahi, ahi_f, ahi_dfp = alpha, new_f, new_dfp
-        else:
-            if abs(new_dfp) <= -c2dfp:
-                return True, (alpha, new_f, new_g)
-            if new_dfp * (ahi - alo) >= 0:
-                ahi, ahi_f, ahi_dfp = alo, alo_f, alo_dfp
-            alo, alo_f, alo_dfp = alpha, new_f, new_dfp
-
-
-def _wolfe_line_search(func, alpha, p, x0, f0, g0):
-    """Stan's WolfeLineSearch: (ok, (alpha, f, g))."""
-    dfp = float(g0 @ p)
-    c1dfp, c2dfp = _C1 * dfp, _C2 * dfp
-    alpha0, alpha1 = _MIN_ALPHA, alpha
-    prev_f, prev_dfp = f0, dfp
-    nits = restarts = 0
-    while True:
-        if nits >= _MAX_LS_ITS:
-            return False, None
-        result = func(x0 + alpha1 * p)
-        if result is None:
-            if restarts >= _MAX_LS_RESTARTS:
-                return False, None
-            alpha1 = 0.5 * (alpha0 + alpha1)
-            restarts += 1
-            continue
-        restarts = 0
-        f1, g1 = result
-        new_dfp = float(g1 @ p)
-        # Stan compares with the *initial* alpha here (alpha, not alpha1): ported as is
-        if f1 > f0 + alpha * c1dfp or (f1 >= prev_f and nits > 0):
-            return _zoom(func, x0, f0, dfp, c1dfp, c2dfp, p, alpha0, prev_f, prev_dfp,
-                         alpha1, f1, new_dfp)  # fmt: skip
-        if abs(new_dfp) <= -c2dfp:
-            return True, (alpha1, f1, g1)
-        if new_dfp >= 0:
-            return _zoom(func, x0, f0, dfp, c1dfp, c2dfp, p, alpha1, f1, new_dfp,
-                         alpha0, prev_f, prev_dfp)  # fmt: skip
-        alpha0, prev_f, prev_dfp = alpha1, f1, new_dfp
-        alpha1 *= 10.0
-        nits += 1
-
-
-def _search_direction(history: list[tuple[float, np.ndarray, np.ndarray]], gamma: float,
-                      g: np.ndarray) -> np.ndarray:  # fmt: skip
-    """L-BFGS two-loop recursion (Stan's LBFGSUpdate.search_direction)."""
-    p = -g
-    alphas = []
-    for rho, yv, sv in reversed(history):
-        a = rho * float(sv @ p)
-        p = p - a * yv
-        alphas.append(a)
-    p = p * gamma
-    for (rho, yv, sv), a in zip(history, reversed(alphas), strict=True):
-        b = rho * float(yv @ p)
-        p = p + (a - b) * sv
-    return p
-
-
-def _stan_lbfgs(func: _Objective, x0: np.ndarray) -> np.ndarray:
-    """Minimise `func` from `x0` exactly as CmdStan's `optimize` (L-BFGS) does."""
-    first = func(x0)
-    if first is None:
-        raise ValueError("the initial point of the fit is not finite")
-    xk, fk, gk = x0, *first
-    pk = -gk
-    history: list[tuple[float, np.ndarray, np.ndarray]] = []
-    gamma = 1.0
-    fk_1 = 0.0
-    gk_1 = pk_1 = gk
-    alphak_1 = 0.0
-    for iteration in range(1, _MAX_ITERS + 1):
-        reset = 1 if iteration == 1 else 0
-        while True:
-            if reset:
-                pk = -gk
-            if iteration > 1 and reset != 2:
-                alpha = min(
-                    1.0,
-                    1.01 * _cubic_interp(float(gk_1 @ pk_1), alphak_1, fk - fk_1,
-                                         float(gk @ pk_1), _MIN_ALPHA, 1.0),
-                )  # fmt: skip
-            else:
-                alpha = _INIT_ALPHA
-            ok, found = _wolfe_line_search(func, alpha, pk, xk, fk, gk)
-            if ok:
-                break
-            if reset:
-                return xk  # Stan: "line search failed" (Prophet then retries with Newton)
-            reset = 2
-        alpha, f_new, g_new = found
-        x_new = xk + alpha * pk
-        sk, yk = x_new - xk, g_new - gk
-        fk_1, fk, xk, gk_1, gk, pk_1 = fk, f_new, x_new, gk, g_new, pk
-        grad_norm = float(np.sqrt(gk @ gk))
-        step_norm = float(np.sqrt(sk @ sk))
-        skyk = float(yk @ sk)
-        yy = float(yk @ yk)
-        if reset:
-            b0 = yy / skyk
-            history.clear()
-            pk_1 = pk_1 / b0
-            alphak_1 = alpha * b0
-        else:
-            alphak_1 = alpha
-        gamma = skyk / yy
-        history.append((1.0 / skyk, yk, sk))
-        if len(history) > _HISTORY:
-            history.pop(0)
-        pk = _search_direction(history, gamma, gk)
-        if abs(fk_1 - fk) < _TOL_OBJ or grad_norm < _TOL_GRAD or step_norm < _TOL_PARAM:
-            return xk
-        rel_obj = abs(fk_1 - fk) / max(abs(fk_1), abs(fk), 1.0)
-        if rel_obj < _TOL_REL_OBJ * _EPS:
-            return xk
-        if -float(pk @ gk) / max(abs(fk), 1.0) < _TOL_REL_GRAD * _EPS:
-            return xk
-    return xk
+def _stan_lbfgs(objective: _Objective, x0: np.ndarray) -> np.ndarray:
+    """Minimise each row's objective from x0 as CmdStan's `optimize` (L-BFGS) would."""
+    out = np.empty_like(x0)
+    with np.errstate(all="ignore"):
+        batch = _Batch(objective, x0)
+        while batch.rows.size:
+            finished = batch.step()
+            if finished.any():
+                out[batch.rows[finished]] = batch.x[finished]
+                batch.take(~finished)
+    return out

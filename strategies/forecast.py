@@ -22,7 +22,8 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from strategies.fast_prophet import forecast as fast_forecast
+from strategies.fast_prophet import FitRequest
+from strategies.fast_prophet import forecast_many as fast_forecast_many
 
 FITTERS = ("prophet", "fast")
 
@@ -89,12 +90,10 @@ def quiet_prophet_logs() -> None:
         logger.setLevel(logging.ERROR)
 
 
-def prophet_forecast(window: pd.Series, target: pd.Timestamp, settings: ProphetSettings) -> float:
-    """Fit Prophet's model on `window` (date-indexed prices) and return yhat at `target`.
-
-    The fit sees exactly the window it is given: callers cut the window at the decision
-    time, which is what keeps forecasts free of lookahead. `settings.fitter` picks who fits.
-    """
+def _inputs(
+    window: pd.Series, target: pd.Timestamp
+) -> tuple[pd.DatetimeIndex, np.ndarray, pd.Timestamp]:
+    """A window's wall-clock dates, its prices (checked) and the target, as fits read them."""
     values = np.asarray(window.to_numpy(), dtype="float64")
     if values.size < 2 or not np.all(np.isfinite(values)):
         raise ValueError(f"cannot fit a forecast on {values.size} bars with missing prices")
@@ -104,16 +103,18 @@ def prophet_forecast(window: pd.Series, target: pd.Timestamp, settings: ProphetS
     when = pd.Timestamp(target)
     if when.tzinfo is not None:
         when = when.tz_localize(None)
+    return dates, values, when
+
+
+def prophet_forecast(window: pd.Series, target: pd.Timestamp, settings: ProphetSettings) -> float:
+    """Fit Prophet's model on `window` (date-indexed prices) and return yhat at `target`.
+
+    The fit sees exactly the window it is given: callers cut the window at the decision
+    time, which is what keeps forecasts free of lookahead. `settings.fitter` picks who fits.
+    """
     if settings.fitter == "fast":
-        return fast_forecast(
-            dates.as_unit("ns").asi8,
-            values,
-            int(when.as_unit("ns").value),
-            changepoint_prior_scale=settings.changepoint_prior_scale,
-            weekly_seasonality=settings.weekly_seasonality,
-            yearly_seasonality=settings.yearly_seasonality,
-            seasonality_mode=settings.seasonality_mode,
-        )
+        return forecast_requests([ForecastRequest("", window, target, settings)])[0]
+    dates, values, when = _inputs(window, target)
     quiet_prophet_logs()
     from prophet import Prophet  # imported here: importing prophet costs ~1 s
 
@@ -130,6 +131,38 @@ def prophet_forecast(window: pd.Series, target: pd.Timestamp, settings: ProphetS
     return float(model.predict(future)["yhat"].iloc[0])
 
 
+def forecast_requests(requests: Sequence[ForecastRequest]) -> list[float]:
+    """yhat for each request, in order: fitter "fast" requests fitted together as batches
+    (the same values as one at a time), fitter "prophet" ones one by one."""
+    out: list[float | None] = [None] * len(requests)
+    fast: list[int] = []
+    for position, request in enumerate(requests):
+        if request.settings.fitter == "fast":
+            fast.append(position)
+        else:
+            out[position] = prophet_forecast(request.window, request.target, request.settings)
+    if fast:
+        fits, targets = [], []
+        for position in fast:
+            request = requests[position]
+            dates, values, when = _inputs(request.window, request.target)
+            settings = request.settings
+            fits.append(
+                FitRequest(
+                    dates.as_unit("ns").asi8,
+                    values,
+                    changepoint_prior_scale=settings.changepoint_prior_scale,
+                    weekly_seasonality=settings.weekly_seasonality,
+                    yearly_seasonality=settings.yearly_seasonality,
+                    seasonality_mode=settings.seasonality_mode,
+                )
+            )
+            targets.append(int(when.as_unit("ns").value))
+        for position, value in zip(fast, fast_forecast_many(fits, targets), strict=True):
+            out[position] = value
+    return [float(value) for value in out]  # type: ignore[arg-type]
+
+
 class ProphetForecaster:
     """Fits every request in turn, no cache: the reference way, and the one live runs use.
 
@@ -141,7 +174,4 @@ class ProphetForecaster:
         self.fitter = fitter
 
     def forecast_many(self, requests: Sequence[ForecastRequest]) -> list[float]:
-        return [
-            prophet_forecast(r.window, r.target, r.settings)
-            for r in with_fitter(requests, self.fitter)
-        ]
+        return forecast_requests(with_fitter(requests, self.fitter))

@@ -166,42 +166,61 @@ def test_the_objective_is_stans_log_density_at_prophets_own_fit():
     }
     fitted = fast_prophet.fit(window.index.as_unit("ns").asi8, window.to_numpy())
     np.testing.assert_array_equal(fitted.changepoints_t, model.changepoints_t)
-    ns = window.index.as_unit("ns").asi8
-    t = (ns - ns[0]).astype("float64") / float(ns[-1] - ns[0])
-    hinges = np.maximum(t[:, None] - fitted.changepoints_t[None, :], 0.0)
-    design = np.column_stack([t, np.ones_like(t), hinges])
-    objective = fast_prophet._Objective(
-        design, window.to_numpy() / fitted.y_scale, fitted.changepoints_t.size, 0.05, 10.0
-    )
+    objective = _objective(window, fitted)
     x = np.concatenate(
         [params["k"], params["m"], params["delta"], [math.log(float(params["sigma_obs"][0]))]]
     )
-    value, _ = objective(x)
+    (value,), _, _ = objective(x[None, :])
     assert value == pytest.approx(-float(params["lp__"][0]), rel=1e-6)
     # and the fast fit reaches (about) the same optimum, never a worse one by much
-    ours, _ = objective(
-        np.concatenate([[fitted.k, fitted.m], fitted.delta, [math.log(fitted.sigma_obs)]])
+    (ours,), _, _ = objective(
+        np.concatenate([[fitted.k, fitted.m], fitted.delta, [math.log(fitted.sigma_obs)]])[None]
     )
     assert ours <= value + 1.0
 
 
-def test_the_gradient_is_the_objectives():
-    window = _walk(150, seed=5)
+def _objective(window: pd.Series, fitted, weekly: bool = False) -> fast_prophet._Objective:
+    """The objective a fit of `window` minimises, for a batch of one."""
     ns = window.index.as_unit("ns").asi8
     t = (ns - ns[0]).astype("float64") / float(ns[-1] - ns[0])
-    cps = fast_prophet.changepoint_grid(t)
-    seasonal = fast_prophet._fourier(ns, fast_prophet.seasonality_orders(True, False))
-    design = np.column_stack([t, np.ones_like(t), np.maximum(t[:, None] - cps, 0.0), seasonal])
-    objective = fast_prophet._Objective(design, window.to_numpy() / 130.0, cps.size, 0.05, 10.0)
+    seasonal = fast_prophet._fourier(ns, fast_prophet.seasonality_orders(weekly, False))
+    return fast_prophet._Objective(
+        t[None],
+        np.searchsorted(t, fitted.changepoints_t)[None],
+        seasonal[None],
+        (window.to_numpy() / fitted.y_scale)[None],
+        np.array([0.05]),
+    )
+
+
+def test_the_gradient_is_the_objectives():
+    """Analytic gradient against central differences, seasonality included (kinks avoided)."""
+    window = _walk(150, seed=5)
+    fitted = fast_prophet.fit(window.index.as_unit("ns").asi8, window.to_numpy())
+    objective = _objective(window, fitted, weekly=True)
     rng = np.random.default_rng(2)
-    x = rng.normal(0, 0.3, design.shape[1] + 1)
-    _, grad = objective(x)
+    x = rng.normal(0, 0.3, 2 + fitted.changepoints_t.size + 6 + 1)
+    (_,), (grad,), _ = objective(x[None])
     step = 1e-6
     numeric = [
-        (objective(x + step * e)[0] - objective(x - step * e)[0]) / (2 * step)
+        (objective((x + step * e)[None])[0][0] - objective((x - step * e)[None])[0][0]) / (2 * step)
         for e in np.eye(x.size)
     ]
     np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-4)
+
+
+def test_a_fit_does_not_depend_on_its_batch():
+    windows = [_walk(252, seed=s) for s in range(6)]
+    requests = [fast_prophet.FitRequest(w.index.as_unit("ns").asi8, w.to_numpy()) for w in windows]
+    targets = [int(_next_day(w).as_unit("ns").value) for w in windows]
+    together = fast_prophet.forecast_many(requests, targets)
+    alone = [
+        fast_prophet.forecast_many([r], [t])[0] for r, t in zip(requests, targets, strict=True)
+    ]
+    shuffled = fast_prophet.forecast_many(requests[::-1], targets[::-1])[::-1]
+    assert together == alone == shuffled
+    forecasts = [ForecastRequest("X", w, _next_day(w), FAST) for w in windows]
+    assert ProphetForecaster().forecast_many(forecasts) == together
 
 
 def _windows(count: int, seed: int) -> list[tuple[pd.Series, pd.Timestamp]]:
