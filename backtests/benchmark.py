@@ -90,7 +90,13 @@ def benchmark_equity(
     if spec in set(symbols):
         opens, closes = history["open"][spec], history["close"][spec]
     else:
-        data = loader(source, [spec], history.index[0], history.index[-1])
+        try:
+            data = loader(source, [spec], history.index[0], history.index[-1])
+        except ValueError as exc:  # marketdata's DataError: nothing loaded
+            raise ValueError(
+                f"benchmark {spec} could not be loaded from {source} ({exc}): pick a symbol "
+                "the source has, or --benchmark equal-weight"
+            ) from exc
         bars = data.bars.get(spec)
         if bars is None or bars.empty:
             raise ValueError(

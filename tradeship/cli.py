@@ -48,6 +48,8 @@ examples:
 
 
 def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
+    from backtests.benchmark import parse_benchmark
+    from backtests.forecast_skill import RecordingForecaster
     from backtests.report import print_metrics_table
     from backtests.runner import run_backtest, write_outputs
 
@@ -58,12 +60,14 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
         slippage=args.slippage,
         fill=args.fill,
         fractional=args.fractional,
+        benchmark=parse_benchmark(args.benchmark),
     )
     with open_forecaster(args, settings) as forecaster:
+        recorder = RecordingForecaster(forecaster)  # the report measures the forecasts' skill
         result = run_backtest(
-            config, forecaster=forecaster, progress=progress_bar(not args.quiet, "backtest")
+            config, forecaster=recorder, progress=progress_bar(not args.quiet, "backtest")
         )
-    report = write_outputs(result, args.out)
+    report = write_outputs(result, args.out, forecasts=recorder.records)
     for note in result.notes:
         print(f"note: {note}")
     print(print_metrics_table(result.metrics))
@@ -229,6 +233,14 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     )
     bt.add_argument(
         "--fractional", action="store_true", help="trade fractional shares (default: whole)"
+    )
+    bt.add_argument(
+        "--benchmark",
+        default="equal-weight",
+        metavar="SYMBOL|equal-weight",
+        help="what the report compares with: equal-weight buy & hold of the universe "
+        "(default) or one symbol bought and held, e.g. --benchmark SPY (loaded from --source "
+        "when it is not in --symbols)",
     )
     bt.add_argument("--out", required=True, help="folder for the results")
     bt.add_argument("--quiet", action="store_true", help="no progress bar")
