@@ -1,8 +1,9 @@
 """Bulk feeds (strategies/feeds.py) give Backtrader exactly what PandasData gave it.
 
 The reference is the feed tradeship used before (a PandasData over one frame per symbol,
-copied below as the oracle): every line of every feed must hold the same values, and a
-backtest's decisions.csv and orders.csv must be byte-identical with either feed.
+kept in benchmarks/engine_scale.py as the oracle): every line of every feed must hold the
+same values, and a backtest's decisions.csv and orders.csv must be byte-identical with
+either feed.
 """
 
 from __future__ import annotations
@@ -17,46 +18,8 @@ import strategies.engine as engine
 from backtests.forecast_cache import ForecastCache
 from backtests.forecasting import FastForecaster
 from backtests.runner import BacktestConfig, run_backtest, write_outputs
+from benchmarks.engine_scale import reference_feeds  # the feed of old: PandasData, the oracle
 from strategies.feeds import HistoryData, history_feeds
-
-# --- the reference: tradeship's feed before bulk loading (PandasData, one frame per symbol)
-
-
-class ReferenceData(bt.feeds.PandasData):
-    lines = ("listed", "member", "next_session")
-    params = (
-        ("datetime", None),
-        ("openinterest", None),
-        ("listed", "listed"),
-        ("member", "member"),
-        ("next_session", "next_session"),
-    )
-
-
-def reference_feeds(history, members=None, after_last=None):
-    following = list(history.index[1:]) + [None if after_last is None else after_last]
-    sessions = np.array(
-        [np.nan if d is None else bt.date2num(pd.Timestamp(d).to_pydatetime()) for d in following]
-    )
-    symbols = sorted(history.columns.get_level_values("symbol").unique())
-    ahead = None
-    if members is not None:
-        keys = pd.DatetimeIndex([pd.NaT if d is None else d for d in following])
-        ahead = members.reindex(index=keys, columns=symbols).fillna(False).astype(bool)
-        ahead.index = history.index
-    feeds = []
-    for symbol in symbols:
-        frame = history.xs(symbol, axis=1, level="symbol")[
-            ["open", "high", "low", "close", "volume"]
-        ]
-        listed = frame["close"].notna().to_numpy(dtype="float64")
-        frame = frame.bfill().fillna({"volume": 0.0})
-        frame["listed"] = listed
-        frame["member"] = 1.0 if ahead is None else ahead[symbol].to_numpy(dtype="float64")
-        frame["next_session"] = sessions
-        feeds.append((symbol, ReferenceData(dataname=frame)))
-    return feeds
-
 
 # --- helpers
 
