@@ -20,6 +20,8 @@ BENCHMARK = "#7f7f7f"
 BUY = "#2ca02c"
 SELL = "#d62728"
 BASELINE = "#ff7f0e"
+MARKERS_SHOWN = 400
+"""Above this many fills the markers start hidden (one legend click shows them)."""
 _LAYOUT = {
     "template": "plotly_white",
     "margin": {"l": 60, "r": 20, "t": 80, "b": 40},
@@ -59,7 +61,9 @@ def equity_chart(
     benchmark_label: str,
 ) -> go.Figure:
     """Equity vs benchmark; every fill a marker whose hover names symbol, side, size, price."""
-    fig = _figure("Equity: strategy vs benchmark (hover a marker for the fill)")
+    hidden = len(orders) > MARKERS_SHOWN
+    how = "click buys/sells in the legend to show" if hidden else "hover a marker for"
+    fig = _figure(f"Equity: strategy vs benchmark ({how} each fill; drag to zoom)")
     fig.add_scatter(
         x=_dates(equity.index),
         y=_vals(equity),
@@ -95,7 +99,7 @@ def equity_chart(
                 marker={"symbol": symbol, "color": color, "size": 7, "opacity": 0.7},
                 text=text,
                 hovertemplate="%{text}<extra></extra>",
-                visible="legendonly" if len(orders) > 400 else True,
+                visible="legendonly" if hidden else True,
             )
     fig.update_yaxes(title_text="Portfolio value", tickformat=",.0f")
     fig.update_xaxes(rangeslider={"visible": True, "thickness": 0.06})
