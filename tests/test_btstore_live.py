@@ -1,12 +1,15 @@
 """Backtrader live on Alpaca (live.btstore) against the local sandbox, end to end.
 
-Real parts only: Cerebro running `strategies.bt_driver.DecisionDriver` (or a plain
-Backtrader strategy) in a thread, `AlpacaStore`/`AlpacaData`/`AlpacaBroker` on alpaca-py,
+Real parts only: Cerebro running the strategy's own Backtrader class (`prophet_momentum`,
+through `tradeship.commands.live.build_live_cerebro`, or a plain Backtrader strategy) in
+a thread, `AlpacaStore`/`AlpacaData`/`AlpacaBroker` on alpaca-py,
 the sandbox over real HTTP on 127.0.0.1 with its SQLite file. The TEST moves the sandbox's
-simulated clock (POST /sandbox/advance) while Cerebro runs, each time after the strategy
-has finished its ``next()`` for the live bar, as the wall clock would between two
-sessions. Every sandbox answer is checked against Alpaca's OpenAPI specs (Trading and
-Market Data; skipped when ../shared/specs is absent).
+simulated clock (POST /sandbox/clock, to 17:00 of each session: after its close and the
+store's settle time) while Cerebro runs, each time after the strategy has finished its
+``next()`` for the live bar, as the wall clock would between two sessions: each live bar's
+orders wait at Alpaca and fill at the next open, the backtest's fill. Every sandbox answer
+is checked against Alpaca's OpenAPI specs (Trading and Market Data; skipped when
+../shared/specs is absent).
 """
 
 from __future__ import annotations
@@ -25,15 +28,16 @@ import pytest
 
 from backtests.forecast_cache import ForecastCache
 from backtests.forecasting import FastForecaster
-from backtests.runner import BacktestConfig, build_strategy, run_backtest
+from backtests.runner import BacktestConfig, run_backtest
 from live.btstore import AlpacaStore
 from live.sandbox import SandboxServer
 from live.sandbox.contract import ContractRecorder
 from live.settings import LiveSettings
 from marketdata import load
-from strategies.bt_driver import DecisionDriver, DriverLog
+from strategies.registry import build_strategy
+from strategies.sizing import target_quantity
 from tradeship.commands import live as live_command
-from tradeship.commands.live import build_live_cerebro, strategy_id_for
+from tradeship.commands.live import LiveLog, Watch, build_live_cerebro, strategy_id_for
 from tradeship.settings import Settings
 
 SPEC = Path(__file__).resolve().parents[1].parent / "shared/specs/alpaca-trading-openapi.yaml"
@@ -45,7 +49,7 @@ PARAMS = {
     "rebalance_every": 1,
     "threshold": 0.0,
 }
-FIRST = "2024-06-03"  # the sandbox opens at 15:00 of this Monday: the first live decision
+FIRST = "2024-06-03"  # the first session traded: decided on Friday 2024-05-31's live bar
 LIVE_BARS = ["2024-05-31", "2024-06-03", "2024-06-04", "2024-06-05", "2024-06-06"]
 SESSIONS = ["2024-06-03", "2024-06-04", "2024-06-05", "2024-06-06", "2024-06-07"]
 NEW_YORK = "America/New_York"
@@ -57,11 +61,16 @@ def _bar_day(strategy) -> pd.Timestamp:
     return pd.Timestamp(bt.num2date(stamp).date())
 
 
-def _recording(method, side: str, placed: list):
+def _placement(strategy, order) -> tuple:
+    side = "buy" if order.isbuy() else "sell"
+    return (_bar_day(strategy), order.data._name, side, abs(float(order.created.size)))
+
+
+def _recording(method, placed: list):
     def record(self, *args, **kwargs):
-        data = kwargs["data"]
-        placed.append((_bar_day(self), data._name, side, abs(float(kwargs["size"]))))
-        return method(self, *args, **kwargs)
+        order = method(self, *args, **kwargs)
+        placed.append(_placement(self, order))
+        return order
 
     return record
 
@@ -76,11 +85,11 @@ def forecaster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def backtest(forecaster):
-    """run_backtest over the same bars, the orders DecisionDriver placed recorded."""
+    """run_backtest over the same bars, every order the strategy placed recorded."""
     placed: list = []
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(DecisionDriver, "buy", _recording(DecisionDriver.buy, "buy", placed))
-        patch.setattr(DecisionDriver, "sell", _recording(DecisionDriver.sell, "sell", placed))
+        patch.setattr(bt.Strategy, "buy", _recording(bt.Strategy.buy, placed))
+        patch.setattr(bt.Strategy, "sell", _recording(bt.Strategy.sell, placed))
         config = BacktestConfig(
             "prophet_momentum", PARAMS, "demo", SYMBOLS, start=FIRST, end=SESSIONS[-1]
         )
@@ -89,36 +98,26 @@ def backtest(forecaster):
 
 
 # -- the live side ----------------------------------------------------------------------------
-class Recorder(DecisionDriver):
-    """DecisionDriver plus what the test watches: placed orders, data statuses, next() done."""
+class Recorder(Watch):
+    """What the test watches: placed orders, data statuses, store news, next() done."""
 
-    params = (("watch", None),)
+    def __init__(self, run: LiveRun) -> None:
+        self.run = run
 
-    def next(self):
-        super().next()
-        self.p.watch.bar_done(self.log.bars[-1] if self.log.bars else None)
+    def bar(self, strategy, bar, live) -> None:
+        self.run.bar_done((bar, live))
 
-    def buy(self, *args, **kwargs):
-        self.p.watch.placed.append(
-            (_bar_day(self), kwargs["data"]._name, "buy", abs(float(kwargs["size"])))
-        )
-        return super().buy(*args, **kwargs)
+    def placed(self, strategy, order) -> None:
+        self.run.placed.append(_placement(strategy, order))
 
-    def sell(self, *args, **kwargs):
-        self.p.watch.placed.append(
-            (_bar_day(self), kwargs["data"]._name, "sell", abs(float(kwargs["size"])))
-        )
-        return super().sell(*args, **kwargs)
+    def data(self, strategy, data, status) -> None:
+        self.run.statuses[data._name].append(data._getstatusname(status))
 
-    def notify_data(self, data, status, *args, **kwargs):
-        self.p.watch.statuses[data._name].append(data._getstatusname(status))
+    def store(self, strategy, message) -> None:
+        self.run.store_messages.append(message)
 
-    def notify_store(self, msg, *args, **kwargs):
-        self.p.watch.store_messages.append(msg)
-
-    def notify_order(self, order):
-        super().notify_order(order)
-        self.p.watch.orders.append((order.data._name, order.getstatusname()))
+    def order(self, strategy, order) -> None:
+        self.run.orders.append((order.data._name, order.getstatusname()))
 
 
 class LiveRun:
@@ -129,7 +128,7 @@ class LiveRun:
         self.statuses: dict[str, list[str]] = defaultdict(list)
         self.store_messages: list[str] = []
         self.orders: list[tuple[str, str]] = []
-        self.log = DriverLog()
+        self.log = LiveLog()
         self._bars: list = []
         self._cond = threading.Condition()
         self.error: BaseException | None = None
@@ -140,19 +139,19 @@ class LiveRun:
             poll_interval=0.05,
             settings=LiveSettings(request_timeout=1.0, retry_budget=3.0),
         )
-        self.strategy = build_strategy("prophet_momentum", PARAMS, forecaster)
+        self.spec = build_strategy("prophet_momentum", PARAMS)
         self.cerebro = build_live_cerebro(
-            self.strategy,
+            self.spec,
             SYMBOLS,
             store=self.store,
-            strategy_id=strategy_id_for("prophet_momentum", PARAMS, SYMBOLS),
+            strategy_id=strategy_id_for("prophet_momentum", self.spec.params, SYMBOLS),
             backfill_from=pd.Timestamp(fromdate).date(),
             until=pd.Timestamp(until).date(),
-            qcheck=0.05,
-            driver=Recorder,
+            forecaster=forecaster,
             log=self.log,
+            watch=Recorder(self),
+            qcheck=0.05,
             order_poll=0.05,
-            driver_params={"watch": self},
             reconntimeout=reconntimeout,
         )
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -227,16 +226,19 @@ def contract():
 
 @pytest.fixture
 def sandbox(tmp_path, contract):
-    with SandboxServer(tmp_path / "sandbox.db", date=FIRST, on_exchange=contract) as server:
+    with SandboxServer(tmp_path / "sandbox.db", date="2024-05-31", on_exchange=contract) as server:
         yield server
 
 
+def after_close(sandbox, day: str) -> None:
+    """The clock to 17:00 of `day`: its bar is complete (close + settle); orders queued
+    before cross `day`'s open and filled there."""
+    control(sandbox, "POST", "/sandbox/clock", {"time": f"{day}T17:00:00-04:00"})
+
+
 def assert_parity(run: LiveRun, sandbox, backtest) -> None:
-    """Same decisions, same orders, same fills as the backtest over the same bars."""
+    """Same orders, same fills as the backtest over the same bars."""
     result, placed = backtest
-    sessions = [pd.Timestamp(s) for s in SESSIONS]
-    live_decided = {r.session: r.targets for r in run.log.decisions}
-    assert live_decided == {s: result.decided[s] for s in sessions}
     first_bar = pd.Timestamp(LIVE_BARS[0])
     assert run.placed == [p for p in placed if p[0] >= first_bar]
     assert run.placed, "the parity window should trade"
@@ -258,7 +260,8 @@ def assert_parity(run: LiveRun, sandbox, backtest) -> None:
         if r.date in SESSIONS
     ]
     assert sorted(fills) == sorted(expected)
-    # what the backtest's broker refused (Margin), Alpaca refused too
+    # what the backtest's broker refused (Margin), Alpaca refused too (live bars only:
+    # orders placed during backfill are never placed, see the live class)
     refused = [line.split(":")[0] for line in result.notes if "Margin order" in line]
     assert [n for n, s in run.orders if s == "Rejected"] == refused
     ids = [o.client_order_id for o in broker_orders(sandbox)]
@@ -267,13 +270,15 @@ def assert_parity(run: LiveRun, sandbox, backtest) -> None:
 
 def test_prophet_momentum_live_places_the_backtests_orders(sandbox, backtest, forecaster):
     result, _ = backtest
+    after_close(sandbox, LIVE_BARS[0])
     run = LiveRun(sandbox, forecaster, until=LIVE_BARS[-1], fromdate=result.history.index[0])
     run.start()
     run.wait_bar(LIVE_BARS[0])
     for day in LIVE_BARS[1:]:
-        control(sandbox, "POST", "/sandbox/advance")  # 15:00 of the next session
+        after_close(sandbox, day)
         run.wait_bar(day)
     run.join()
+    after_close(sandbox, SESSIONS[-1])  # the last live bar's orders fill at its open
     assert_parity(run, sandbox, backtest)
 
     # backfilled bars reached next(): every session from the first bar, once, in order
@@ -295,6 +300,7 @@ def test_dropped_connections_neither_duplicate_bars_nor_orders(
     sandbox, contract, backtest, forecaster
 ):
     result, _ = backtest
+    after_close(sandbox, LIVE_BARS[0])
     run = LiveRun(sandbox, forecaster, until=LIVE_BARS[-1], fromdate=result.history.index[0])
     run.start()
     run.wait_bar(LIVE_BARS[0])
@@ -303,7 +309,7 @@ def test_dropped_connections_neither_duplicate_bars_nor_orders(
     bars_down = {"status": 500, "times": 3, "paths": ["/v2/stocks/*"]}
     control(sandbox, "POST", "/sandbox/faults", bars_down)
     control(sandbox, "POST", "/sandbox/faults", {"delay": 1.5, "times": 2, "paths": ["/v2/clock"]})
-    control(sandbox, "POST", "/sandbox/advance")
+    after_close(sandbox, LIVE_BARS[1])
     run.wait_bar(LIVE_BARS[1])
 
     # 2. the sandbox goes away (process stopped) and comes back on the same SQLite file
@@ -312,6 +318,7 @@ def test_dropped_connections_neither_duplicate_bars_nor_orders(
     time.sleep(0.6)  # polls fail meanwhile: connection refused
     with SandboxServer(db, port=port, on_exchange=contract) as restarted:
         orders_path_faults(run, restarted)
+        after_close(restarted, SESSIONS[-1])
         assert_parity(run, restarted, backtest)  # same orders, none twice, same fills
 
     bars = [b for b, _ in run.log.bars]
@@ -329,7 +336,7 @@ def test_dropped_connections_neither_duplicate_bars_nor_orders(
 
 def orders_path_faults(run: LiveRun, sandbox) -> None:
     """The rest of the run on the restarted sandbox, with faults on the orders path."""
-    control(sandbox, "POST", "/sandbox/advance")
+    after_close(sandbox, LIVE_BARS[2])
     run.wait_bar(LIVE_BARS[2])
 
     # 3. the orders path: two 500s, then an order Alpaca stores but answers too late
@@ -340,10 +347,10 @@ def orders_path_faults(run: LiveRun, sandbox) -> None:
         {"status": 500, "times": 2, "paths": ["/v2/orders"], "methods": ["POST"]},
     )
     control(sandbox, "POST", "/sandbox/faults", {"timeout_after_accept": 1.5})
-    control(sandbox, "POST", "/sandbox/advance")
+    after_close(sandbox, LIVE_BARS[3])
     run.wait_bar(LIVE_BARS[3])
     control(sandbox, "DELETE", "/sandbox/faults")
-    control(sandbox, "POST", "/sandbox/advance")
+    after_close(sandbox, LIVE_BARS[4])
     run.wait_bar(LIVE_BARS[4])
     run.join()
 
@@ -425,8 +432,7 @@ def test_next_runs_once_per_completed_bar_and_backfill_never_trades(sandbox):
     wait_for(lambda: seen["bars"] and seen["bars"][-1][0] == dt.date(2024, 6, 4))
     wait_for(lambda: ("Accepted", None) in seen["orders"])
     polls, bars = store.stats["polls"], len(seen["bars"])
-    time.sleep(1.0)  # idle: many polls, no new bar, no next()
-    assert store.stats["polls"] - polls >= 10
+    wait_for(lambda: store.stats["polls"] - polls >= 10)  # idle: polls, no new bar
     assert len(seen["bars"]) == bars and store.stats["bar_requests"] == 1
     # the close passes (+15 min settle): that session's bar, exactly once
     control(sandbox, "POST", "/sandbox/clock", {"time": "2024-06-05T16:20:00-04:00"})
@@ -455,7 +461,7 @@ def test_the_live_command_decides_once_live_and_stops_at_until(
     sandbox, backtest, monkeypatch, capsys
 ):
     result, placed = backtest
-    control(sandbox, "POST", "/sandbox/clock", {"time": "2024-06-04T15:00:00-04:00"})
+    after_close(sandbox, "2024-06-03")
     monkeypatch.setenv("APCA_API_BASE_URL", sandbox.base_url)
     monkeypatch.setenv("APCA_API_KEY_ID", sandbox.key)
     monkeypatch.setenv("APCA_API_SECRET_KEY", sandbox.secret)
@@ -468,15 +474,26 @@ def test_the_live_command_decides_once_live_and_stops_at_until(
     args = parser.parse_args(argv)
     assert args.func(args, Settings()) == 0
     out = capsys.readouterr().out
-    assert "bar 2024-06-03 LIVE: targets {'SYN007': 1.0}" in out
-    assert "data SYN000: DISCONNECTED" in out and "1 order(s) sent" in out
-    # the account was flat, as the backtest's was after its 2024-06-03 buy was refused
-    sent = broker_orders(sandbox)
+    assert "bar 2024-06-03 LIVE: next() ran" in out
+    assert "data SYN000: DISCONNECTED" in out and "order(s) sent" in out
+    # the backtest's 2024-06-03 bar bought SYN007 with the whole book; the live account is
+    # flat, so it buys SYN007 with the whole account, sized the same way at the same close
     day = pd.Timestamp("2024-06-03")
-    assert [(o.symbol, o.side.value, float(o.qty)) for o in sent] == [
-        (s, side, q) for b, s, side, q in placed if b == day
+    assert [(s, side) for b, s, side, _ in placed if b == day and side == "buy"] == [
+        ("SYN007", "buy")
     ]
-    assert [(session_of(o), o.status.value) for o in sent] == [("20240604", "filled")]
+    close = float(result.history["close"].loc[day, "SYN007"])
+    sent = broker_orders(sandbox)
+    assert [(o.symbol, o.side.value, float(o.qty)) for o in sent] == [
+        ("SYN007", "buy", target_quantity(1.0, 100_000.0, close))
+    ]
+    assert [(session_of(o), o.status.value) for o in sent] == [("20240604", "accepted")]
+    after_close(sandbox, "2024-06-04")  # the order waited for the open and fills there
+    (filled,) = broker_orders(sandbox)
+    assert filled.status.value == "filled"
+    assert float(filled.filled_avg_price) == float(
+        result.history["open"].loc["2024-06-04"]["SYN007"]
+    )
 
 
 def test_the_strategy_id_is_the_exported_modules():
@@ -484,6 +501,9 @@ def test_the_strategy_id_is_the_exported_modules():
 
     spec, compiled = build_export("prophet_momentum", PARAMS, SYMBOLS, default_source="demo")
     expected = strategy_id_for(spec.strategy, spec.params, list(spec.symbols))
+    assert expected == strategy_id_for(
+        "prophet_momentum", build_strategy("prophet_momentum", PARAMS).params, SYMBOLS
+    )
     assert f"STRATEGY_ID = {expected!r}" in compiled.text
 
 
@@ -543,9 +563,17 @@ def test_an_order_whose_answer_is_lost_is_sent_again_under_its_id_once(sandbox):
     control(sandbox, "POST", "/sandbox/faults", {"status": 500, "times": 5, **posts})
     control(sandbox, "POST", "/sandbox/faults", {"timeout_after_accept": 1.5})
     settings = LiveSettings(request_timeout=1.0, retry_budget=3.0)
-    seen, store = run_greedy(
-        sandbox, settings, until=False, stop=lambda seen: ("Completed", None) in seen["orders"]
-    )
+    moved = []
+
+    def stop(seen) -> bool:
+        if ("Accepted", None) in seen["orders"] and not moved:
+            # sent during the session: it fills at the close; 16:05 is before the settle
+            # time, so no new bar (and no second order) arrives
+            control(sandbox, "POST", "/sandbox/clock", {"time": "2024-06-05T16:05:00-04:00"})
+            moved.append(True)
+        return ("Completed", None) in seen["orders"]
+
+    seen, store = run_greedy(sandbox, settings, until=False, stop=stop)
     assert [(o.symbol, session_of(o), o.status.value) for o in broker_orders(sandbox)] == [
         ("SYN004", "20240605", "filled")
     ]

@@ -4,27 +4,30 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
-import json
 import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
 
 from tradeship.settings import Settings
 
 LIVE_HELP = """\
-Run a tradeship strategy live in Backtrader, the same DecisionDriver the backtest uses,
-against APCA_API_BASE_URL: the local sandbox (tradeship sandbox) or Alpaca's paper API.
-Feeds, broker and store come from live.btstore (alpaca-backtrader-api's shape, on
-alpaca-py). The process keeps running, one decision per session, until Ctrl-C or --until.
+Run a strategy live in Backtrader: its own class (a bt.Strategy, the one the backtest
+runs), unchanged, against APCA_API_BASE_URL: the local sandbox (tradeship sandbox) or
+Alpaca's paper API. Feeds, broker and store come from live.btstore (alpaca-backtrader-api's
+shape, on alpaca-py). The process keeps running, one session at a time, until Ctrl-C or
+--until.
 
 How it runs:
-  1. Backfill. Daily bars from --backfill-from through the latest completed session come
-     from Alpaca's Market Data API (adjusted for splits and dividends). Every bar reaches
-     the strategy's next() (indicators warm up), reported DELAYED; no order is sent.
-  2. Live. The latest completed session is reported LIVE: the strategy decides for the
-     next session on it, exactly as the backtest's bar t-1 decides for t (bars through
-     t-1, holdings now, sizing at the last close). While the market is open the orders
-     fill now; after the close they wait at Alpaca and fill at the next open, the price
-     the backtest fills at.
+  1. Backfill. Daily bars from --backfill-from (default: enough for the strategy's
+     indicators before the broker's date) through the latest completed session come from
+     Alpaca's Market Data API (adjusted for splits and dividends). Every bar feeds the
+     strategy's indicators, reported DELAYED; next() does not run on them, nothing trades.
+  2. Live. The latest completed session is reported LIVE and next() runs on it, exactly
+     as the backtest's bar t-1 runs for session t (bars through t-1, the account's book,
+     sizing at the last close). Its market orders wait at Alpaca after the close and fill
+     at the next open, the price the backtest fills at.
   3. Then next() runs once per completed session: the store reads Alpaca's clock every
      --poll seconds and fetches a session's bars once its close + --settle-minutes has
      passed. No tick, quote or partial bar ever reaches next().
@@ -38,6 +41,8 @@ _MAX_RUN_NOTIONAL (per session) and _MAX_ORDERS (per session) refuse orders that
 them; TRADESHIP_CASH_BUFFER and TRADESHIP_FRACTIONAL size like the exported run().
 A dropped connection is retried (CONNBROKEN, then DELAYED/LIVE again); sessions missed
 meanwhile arrive once each, as backfill.
+Every order is journaled (TRADESHIP_JOURNAL) before it is sent and with Alpaca's answer
+after, as exported runs are: `tradeship journal` shows both.
 
 Credentials: APCA_API_KEY_ID, APCA_API_SECRET_KEY (environment only). Market data comes
 from APCA_API_DATA_URL, else Alpaca's data host for Alpaca's URLs, else
@@ -56,13 +61,12 @@ POST /sandbox/advance and watch one decision per session):
 
 
 def strategy_id_for(name: str, params: dict, symbols: list[str]) -> str:
-    """`name-<10 hex>` from the strategy, its full parameters and the universe: the same
-    formula as an exported module's STRATEGY_ID, so the two share client order ids (and
-    so cannot both trade one session of one account)."""
-    digest = hashlib.sha256(
-        json.dumps([name, params, sorted(set(symbols))], sort_keys=True).encode()
-    ).hexdigest()[:10]
-    return f"{name}-{digest}"
+    """`name-<10 hex>`: an exported module's STRATEGY_ID for the same strategy, parameters
+    and universe (the exporter's formula), so the two share client order ids and cannot
+    both trade one session of one account."""
+    from exporters.compiler import ExportSpec
+
+    return ExportSpec(name, "", dict(params), tuple(sorted(set(symbols)))).strategy_id
 
 
 def default_backfill_from(warmup_bars: int, today: dt.date) -> dt.date:
@@ -96,8 +100,92 @@ def check_dates(backfill_from: dt.date, until: dt.date | None, today: dt.date) -
         )
 
 
+@dataclass
+class LiveLog:
+    """What a live run saw: every bar that reached the strategy (date, live?) and the fills."""
+
+    bars: list[tuple[pd.Timestamp, bool]] = field(default_factory=list)
+    fills: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Watch:
+    """Hooks a live run calls (printing, tests); each does nothing by default."""
+
+    def bar(self, strategy, bar: pd.Timestamp, live: bool) -> None: ...
+    def placed(self, strategy, order) -> None: ...
+    def order(self, strategy, order) -> None: ...
+    def data(self, strategy, data, status: int) -> None: ...
+    def store(self, strategy, message: str) -> None: ...
+
+
+def live_strategy_class(cls: type, log: LiveLog, watch: Watch | None = None) -> type:
+    """`cls` (a user's bt.Strategy, unchanged) for a live run: its next() runs on LIVE
+    bars only, as an exported module's replay runs it once per decision. Backfilled
+    (DELAYED) bars still reach its indicators and are logged, never traded."""
+    import backtrader as bt
+
+    watch = watch or Watch()
+
+    class Live(cls):  # type: ignore[valid-type, misc]
+        def _bar(self) -> tuple[pd.Timestamp, bool]:
+            delivered = [d for d in self.datas if len(d)]
+            stamp = max(d.datetime[0] for d in delivered)
+            current = [d for d in delivered if d.datetime[0] == stamp]
+            live = all(d._laststatus == d.LIVE for d in current)
+            return pd.Timestamp(bt.num2date(stamp).date()), live
+
+        def prenext(self) -> None:  # indicators still warming up: logged, never traded
+            bar, live = self._bar()
+            log.bars.append((bar, live))
+            super().prenext()
+            watch.bar(self, bar, live)
+
+        def next(self) -> None:
+            bar, live = self._bar()
+            log.bars.append((bar, live))
+            if live:
+                super().next()
+            watch.bar(self, bar, live)
+
+        def buy(self, *args, **kwargs):
+            order = super().buy(*args, **kwargs)
+            watch.placed(self, order)
+            return order
+
+        def sell(self, *args, **kwargs):
+            order = super().sell(*args, **kwargs)
+            watch.placed(self, order)
+            return order
+
+        def notify_order(self, order) -> None:
+            super().notify_order(order)
+            if order.status == order.Completed:
+                log.fills.append(
+                    {
+                        "date": bt.num2date(order.executed.dt).date().isoformat(),
+                        "symbol": order.data._name,
+                        "side": "buy" if order.isbuy() else "sell",
+                        "quantity": abs(float(order.executed.size)),
+                        "price": float(order.executed.price),
+                    }
+                )
+            watch.order(self, order)
+
+        def notify_data(self, data, status, *args, **kwargs) -> None:
+            super().notify_data(data, status, *args, **kwargs)
+            watch.data(self, data, status)
+
+        def notify_store(self, msg, *args, **kwargs) -> None:
+            super().notify_store(msg, *args, **kwargs)
+            watch.store(self, msg)
+
+    Live.__name__ = Live.__qualname__ = cls.__name__
+    Live.__module__ = cls.__module__
+    return Live
+
+
 def build_live_cerebro(
-    strategy,
+    spec,
     symbols: list[str],
     *,
     store,
@@ -105,23 +193,33 @@ def build_live_cerebro(
     backfill_from: dt.date,
     until: dt.date | None = None,
     journal=None,
+    forecaster=None,
+    log: LiveLog | None = None,
+    watch: Watch | None = None,
     qcheck: float = 0.5,
-    driver=None,
-    log=None,
     order_poll: float = 5.0,
-    driver_params: dict | None = None,
     **feed_params,
 ):
-    """Cerebro with the store's broker, one daily feed per symbol and the DecisionDriver
-    (``driver``: a DecisionDriver subclass, given ``driver_params`` too); ``feed_params``
-    go to every `AlpacaData`."""
+    """Cerebro with the store's broker, one daily feed per symbol and `spec`'s strategy
+    class (a `strategies.registry.StrategySpec`) with its parameters, sized like the
+    backtest (the store's cash buffer and fractional setting); ``feed_params`` go to
+    every `AlpacaData`. Orders are market orders: sent after a session's close, they
+    wait at Alpaca and fill at the next open, the backtest's fill."""
     import backtrader as bt
 
-    from strategies.bt_driver import DecisionDriver, DriverLog
+    from strategies.context import RunContext, attach
 
     # quicknotify: an order's status reaches notify_order when Alpaca answers, not a day
     # later with the next bar (Backtrader's default, right for backtests only)
     cerebro = bt.Cerebro(stdstats=False, maxcpus=1, quicknotify=True)
+    context = RunContext(
+        fill="open",
+        cash_buffer=store.settings.cash_buffer,
+        fractional=store.settings.fractional,
+    )
+    if forecaster is not None:
+        context.forecaster = forecaster
+    attach(cerebro, context)
     cerebro.setbroker(
         store.getbroker(strategy_id=strategy_id, order_poll=order_poll, journal=journal)
     )
@@ -137,112 +235,96 @@ def build_live_cerebro(
             **feed_params,
         )
         cerebro.adddata(feed, name=symbol)
-    cerebro.addstrategy(
-        driver or DecisionDriver,
-        decider=strategy,
-        history=None,
-        next_session=store.next_session,
-        cash_buffer=store.settings.cash_buffer,
-        fractional=store.settings.fractional,
-        log=log if log is not None else DriverLog(),
-        **(driver_params or {}),
-    )
+    live_log = log if log is not None else LiveLog()
+    cerebro.addstrategy(live_strategy_class(spec.cls, live_log, watch), **dict(spec.params))
     return cerebro
 
 
-def _printing_driver():
-    from strategies.bt_driver import DecisionDriver
+class Printer(Watch):
+    """Says what happens, one line per event; backfill refusals are only counted."""
 
-    class PrintingDriver(DecisionDriver):
-        """The DecisionDriver, saying what happens (one line per event)."""
+    def __init__(self) -> None:
+        self.backfill_refusals = 0
 
-        def notify_data(self, data, status, *args, **kwargs):
-            if data is self.datas[0] or status not in (data.DELAYED, data.LIVE):
-                print(f"data {data._name}: {data._getstatusname(status)}", flush=True)
+    def bar(self, strategy, bar, live) -> None:
+        if live:
+            print(f"bar {bar.date()} LIVE: next() ran", flush=True)
 
-        def notify_store(self, msg, *args, **kwargs):
-            print(f"store: {msg}", flush=True)
+    def order(self, strategy, order) -> None:
+        reason = order.info.get("reason") or ""
+        if order.status == order.Rejected and "not live" in reason:
+            self.backfill_refusals += 1
+            return
+        side = "buy" if order.isbuy() else "sell"
+        line = f"order {side} {abs(order.created.size):g} {order.data._name}: "
+        line += order.getstatusname()
+        if order.status == order.Completed:
+            line += f" at {order.executed.price:.4f}"
+        if reason and order.status in (order.Rejected, order.Canceled, order.Expired):
+            line += f" ({reason})"
+        print(line, flush=True)
 
-        def notify_order(self, order):
-            super().notify_order(order)
-            side = "buy" if order.isbuy() else "sell"
-            line = f"order {side} {abs(order.created.size):g} {order.data._name}: "
-            line += order.getstatusname()
-            if order.status == order.Completed:
-                line += f" at {order.executed.price:.4f}"
-            reason = order.info.get("reason")
-            if reason and order.status in (order.Rejected, order.Canceled, order.Expired):
-                line += f" ({reason})"
-            print(line, flush=True)
+    def data(self, strategy, data, status) -> None:
+        if data is strategy.datas[0] or status not in (data.DELAYED, data.LIVE):
+            print(f"data {data._name}: {data._getstatusname(status)}", flush=True)
 
-        def next_live(self):
-            super().next_live()
-            bar, live = self.log.bars[-1]
-            if live:
-                last = self.log.decisions[-1] if self.log.decisions else None
-                decided = (
-                    f"targets {last.targets}"
-                    if last is not None and last.session > bar
-                    else "no rebalance"
-                )
-                print(f"bar {bar.date()} LIVE: {decided}", flush=True)
-
-    return PrintingDriver
+    def store(self, strategy, message) -> None:
+        print(f"store: {message}", flush=True)
 
 
 def cmd_live(args: argparse.Namespace, settings: Settings) -> int:
-    from backtests.runner import build_strategy
     from live.alpaca_broker import BrokerError
     from live.btstore import AlpacaStore
     from live.journal import open_journal
     from live.settings import LiveSettings
-    from strategies.bt_driver import DriverLog
-    from strategies.registry import full_params
+    from strategies.registry import build_strategy
     from tradeship.options import open_forecaster, parse_symbols, strategy_params
 
     symbols = parse_symbols(args.symbols)
     if not symbols:
         raise ValueError("--symbols is required: the universe the strategy trades")
     until = dt.date.fromisoformat(args.until) if args.until else None
+    spec = build_strategy(args.strategy, strategy_params(args))
+    name = spec.name if ":" not in args.strategy else args.strategy
+    strategy_id = strategy_id_for(name, spec.params, symbols)
+    try:
+        live_settings = LiveSettings()
+        store = AlpacaStore(
+            paper=live_settings.paper,
+            settings=live_settings,
+            poll_interval=args.poll,
+            settle=dt.timedelta(minutes=args.settle_minutes),
+            data_feed=args.feed,
+        )
+        today = broker_today(store)
+    except BrokerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    backfill_from = (
+        dt.date.fromisoformat(args.backfill_from)
+        if args.backfill_from
+        else default_backfill_from(spec.warmup_bars(symbols), today)
+    )
+    check_dates(backfill_from, until, today)
+    print(
+        f"{strategy_id}: {len(symbols)} symbol(s), backfill from {backfill_from}, broker date "
+        f"{today}, broker {store.settings.base_url} "
+        f"({'paper' if store.settings.paper else 'LIVE'})",
+        flush=True,
+    )
+    log, printer = LiveLog(), Printer()
     with open_forecaster(args, settings) as forecaster:
-        strategy = build_strategy(args.strategy, strategy_params(args), forecaster)
-        name = strategy.name if ":" not in args.strategy else args.strategy
-        strategy_id = strategy_id_for(name, full_params(strategy), symbols)
-        try:
-            live_settings = LiveSettings()
-            store = AlpacaStore(
-                paper=live_settings.paper,
-                settings=live_settings,
-                poll_interval=args.poll,
-                settle=dt.timedelta(minutes=args.settle_minutes),
-                data_feed=args.feed,
-            )
-            today = broker_today(store)
-        except BrokerError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        backfill_from = (
-            dt.date.fromisoformat(args.backfill_from)
-            if args.backfill_from
-            else default_backfill_from(strategy.warmup_bars(), today)
-        )
-        check_dates(backfill_from, until, today)
-        print(
-            f"{strategy_id}: {len(symbols)} symbol(s), backfill from {backfill_from}, "
-            f"broker {store.settings.base_url} ({'paper' if store.settings.paper else 'LIVE'})",
-            flush=True,
-        )
-        log = DriverLog()
         cerebro = build_live_cerebro(
-            strategy,
+            spec,
             symbols,
             store=store,
             strategy_id=strategy_id,
             backfill_from=backfill_from,
             until=until,
             journal=open_journal(live_settings.journal or None),
-            driver=_printing_driver(),
+            forecaster=forecaster,
             log=log,
+            watch=printer,
             order_poll=max(1.0, min(args.poll, 5.0)),
         )
         try:
@@ -254,7 +336,7 @@ def cmd_live(args: argparse.Namespace, settings: Settings) -> int:
             print("stopped (Ctrl-C); rerunning later is safe: sent orders are found by id")
     live_bars = sum(1 for _, live in log.bars if live)
     print(
-        f"{len(log.bars)} bar(s) reached next() ({live_bars} live), "
+        f"{len(log.bars)} bar(s) reached the strategy ({live_bars} live), "
         f"{len(store.broker.sent)} order(s) sent, {len(log.fills)} fill(s) seen"
     )
     return 0
