@@ -33,7 +33,9 @@ from matplotlib.figure import Figure
 
 from backtests import charts
 from backtests.report_kit import RC, chart_div, data_note, page, png_bytes
-from backtests.sweep import lower_is_better
+from backtests.sweep_common import lower_is_better, metric_names, summary_line
+from backtests.sweep_common import point_forecaster as _forecaster
+from backtests.sweep_common import scalar as _scalar
 
 if TYPE_CHECKING:
     from backtests.forecast_skill import Skill
@@ -130,8 +132,6 @@ def _cell_table(ok: pd.DataFrame, x: str, y: str | None, column: str) -> pd.Data
 
 def metric_columns(frame: pd.DataFrame) -> list[str]:
     """The numeric metric columns of a results frame (strategy first, then benchmark)."""
-    from backtests.sweep import metric_names
-
     return [m for m in metric_names() if m in frame.columns]
 
 
@@ -261,8 +261,6 @@ def _notes(frame: pd.DataFrame) -> list[str]:
 
 def walkforward_html(folds: pd.DataFrame, metric: str) -> str:
     """The walk-forward section: in- vs out-of-sample per fold (chart), each fold, averages."""
-    from backtests.walkforward import summary_line
-
     left = [c for c in folds.columns if c in ("params", "error")]
     return (
         "<h2>Walk-forward validation</h2>\n"
@@ -284,7 +282,6 @@ def best_point_skill(
     """
     from backtests.forecast_skill import RecordingForecaster, forecast_skill
     from backtests.runner import run_backtest
-    from backtests.sweep import _forecaster, _scalar
 
     if best.empty:
         return None

@@ -33,20 +33,32 @@ from backtests.sweep import (
     RESULTS_FILE,
     RunOutcome,
     SweepSpec,
-    _day,
-    _scalar,
     check_meta,
     earliest_load,
-    lower_is_better,
     open_runner,
     run_tasks,
     sweep_summary,
     sweep_tasks,
 )
+from backtests.sweep_common import iso_day, scalar, summary_line
+from backtests.sweep_report import best_points, write_sweep_report
 from marketdata.calendar import nyse_sessions
 
 OOS_FILE = "outofsample.parquet"
 WALKFORWARD_FILE = "walkforward.csv"
+
+__all__ = [
+    "OOS_FILE",
+    "WALKFORWARD_FILE",
+    "Fold",
+    "WalkForwardResult",
+    "WalkForwardSpec",
+    "fold_table",
+    "fold_windows",
+    "chosen_point",
+    "run_walkforward",
+    "summary_line",  # lives in backtests.sweep_common: the report prints it too
+]
 
 
 @dataclass(frozen=True)
@@ -74,8 +86,8 @@ def fold_windows(
         is_days = sessions[first : first + train]
         oos_days = sessions[first + train : first + train + test]
         folds.append(
-            Fold(len(folds), _day(is_days[0]), _day(is_days[-1]), _day(oos_days[0]),
-                 _day(oos_days[-1]))
+            Fold(len(folds), iso_day(is_days[0]), iso_day(is_days[-1]), iso_day(oos_days[0]),
+                 iso_day(oos_days[-1]))
         )  # fmt: skip
         first += step
     if not folds:
@@ -114,24 +126,6 @@ class WalkForwardResult:
         return self.insample.interrupted or bool(self.outofsample and self.outofsample.interrupted)
 
 
-def summary_line(folds: pd.DataFrame, metric: str) -> str:
-    """Averages over the folds that have both an in-sample and an out-of-sample metric."""
-    both = folds.dropna(subset=[f"is_{metric}", f"oos_{metric}"])
-    if both.empty:
-        return "no fold has both an in-sample and an out-of-sample result"
-    is_mean = both[f"is_{metric}"].mean()
-    oos_mean = both[f"oos_{metric}"].mean()
-    if lower_is_better(metric):
-        worse = int((both[f"oos_{metric}"] > both[f"is_{metric}"]).sum())
-    else:
-        worse = int((both[f"oos_{metric}"] < both[f"is_{metric}"]).sum())
-    return (
-        f"mean in-sample {metric} {is_mean:.4g}, mean out-of-sample {metric} {oos_mean:.4g}, "
-        f"mean degradation {both['degradation'].mean():.4g} over {len(both)} folds "
-        f"(out-of-sample worse in {worse} of {len(both)})"
-    )
-
-
 def _relocate(tasks, load_start: str | None, load_end: str | None):
     """Every task loads the same range (one cached load per worker for the whole run)."""
     return [dataclasses.replace(t, load_start=load_start, load_end=load_end) for t in tasks]
@@ -145,8 +139,6 @@ def fold_table(
     outofsample: pd.DataFrame | None,
 ) -> pd.DataFrame:
     """One row per fold: windows, the chosen point, in/out-of-sample metric, degradation."""
-    from backtests.sweep_report import best_points
-
     rows = []
     for fold in folds:
         row: dict[str, Any] = dataclasses.asdict(fold)
@@ -158,7 +150,8 @@ def fold_table(
             error = "no in-sample point ran"
             row.update({p: None for p in params})
         else:
-            best = {p: _scalar(chosen.iloc[0][p]) for p in params}
+            # column by column: a row of mixed columns would turn top_n=2 into 2.0
+            best = {p: scalar(chosen[p].iloc[0]) for p in params}
             row.update(best)
             is_value = float(chosen.iloc[0][metric])
             match = None
@@ -178,7 +171,20 @@ def fold_table(
         rows.append(row)
     order = ["fold", "is_start", "is_end", "oos_start", "oos_end", *params,
              f"is_{metric}", f"oos_{metric}", "degradation", "error"]  # fmt: skip
-    return pd.DataFrame(rows, columns=order)
+    table = pd.DataFrame(rows, columns=order)
+    for p in params:  # an integer parameter stays integer (a fold without a point: <NA>)
+        if p in insample and pd.api.types.is_integer_dtype(insample[p]):
+            table[p] = table[p].astype("Int64")
+    return table
+
+
+def chosen_point(table: pd.DataFrame, fold: int, params: list[str]) -> dict[str, Any]:
+    """The point `fold_table` chose in `fold`, as plain values of their own type.
+
+    Read column by column: a row of a frame mixing int and float columns reads top_n=2 as
+    2.0, which would reach the out-of-sample backtest and outofsample.parquet as a float.
+    """
+    return {p: scalar(table[p].iloc[fold]) for p in params}
 
 
 def run_walkforward(
@@ -194,8 +200,6 @@ def run_walkforward(
     runner: Any = None,
 ) -> WalkForwardResult:
     """Run (or resume) a walk-forward validation into `out_dir`."""
-    from backtests.sweep_report import write_sweep_report
-
     sweep = spec.sweep
     sweep.check()
     out = Path(out_dir)
@@ -237,10 +241,10 @@ def run_walkforward(
         if not insample.interrupted:
             table = fold_table(folds, names, sweep.metric, insample.frame, None)
             oos_tasks = []
-            for fold, row in zip(folds, table.to_dict("records"), strict=True):
-                if row["error"] == "no in-sample point ran":
+            for fold in folds:
+                if table["error"].iloc[fold.index] == "no in-sample point ran":
                     continue
-                chosen = {p: row[p] for p in names}
+                chosen = chosen_point(table, fold.index, names)
                 oos_tasks += sweep_tasks(
                     sweep, [chosen], start=fold.oos_start, end=fold.oos_end,
                     extra={"fold": fold.index}, cache=cache, cache_dir=cache_dir,

@@ -31,6 +31,7 @@ import argparse
 import sys
 import tempfile
 import time
+from contextlib import suppress
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -40,10 +41,10 @@ if str(PROJECT) not in sys.path:  # run as a script from anywhere
 from backtests.sweep import (  # noqa: E402
     RUN_INFO_COLUMNS,
     SweepSpec,
-    _setup_process,
     load_market_data,
     run_sweep,
 )
+from strategies.forecast import quiet_prophet_logs  # noqa: E402
 
 
 def backtest_bound(points: int) -> SweepSpec:
@@ -129,7 +130,9 @@ def main() -> None:
         "--cold", action="store_true", help="Prophet-bound points on cold caches instead"
     )
     args = parser.parse_args()
-    _setup_process()  # Prophet imported before timing (workers pay their own import)
+    quiet_prophet_logs()
+    with suppress(ImportError):  # Prophet imported before timing (workers pay their own)
+        import prophet  # noqa: F401
     spec = prophet_bound(args.points) if args.cold else backtest_bound(args.points)
     times: dict[int, list[float]] = {1: [], 2: []}
     frames = {}

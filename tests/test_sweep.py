@@ -30,7 +30,14 @@ from backtests.sweep import (
     run_sweep,
 )
 from backtests.sweep_report import best_points, heatmap_params, param_importance
-from backtests.walkforward import WalkForwardSpec, fold_windows, run_walkforward
+from backtests.walkforward import (
+    Fold,
+    WalkForwardSpec,
+    chosen_point,
+    fold_table,
+    fold_windows,
+    run_walkforward,
+)
 from tradeship.cli import main as tradeship_main
 from tradeship.commands import sweep as sweep_command
 
@@ -284,6 +291,22 @@ def test_walkforward_reports_in_and_out_of_sample_per_fold(tmp_path, capsys):
                                      end="2024-04-30"), train=40, test=20)  # fmt: skip
     again = run_walkforward(spec, tmp_path, workers=1)
     assert again.insample.ran == 0 and again.outofsample.ran == 0
+
+
+def test_fold_table_keeps_integer_parameters_integer():
+    folds = [Fold(i, "2024-01-02", "2024-02-01", "2024-02-02", "2024-03-01") for i in (0, 1, 2)]
+    insample = pd.DataFrame(
+        {"fold": [0, 0, 1, 1], "top_n": [1, 2, 1, 2], "threshold": [0.0, 0.02, 0.0, 0.02],
+         "sharpe": [0.5, 1.5, 2.0, 1.0], "error": [None] * 4}
+    )  # fmt: skip
+    outofsample = pd.DataFrame({"fold": [0, 1], "sharpe": [0.25, 0.75], "error": [None, None]})
+    table = fold_table(folds, ["threshold", "top_n"], "sharpe", insample, outofsample)
+    assert table["top_n"].tolist()[:2] == [2, 1] and pd.isna(table["top_n"][2])  # fold 2: none
+    assert table["threshold"].tolist()[:2] == [0.02, 0.0]
+    chosen = chosen_point(table, 0, ["threshold", "top_n"])  # the out-of-sample task's point
+    assert chosen == {"threshold": 0.02, "top_n": 2} and type(chosen["top_n"]) is int
+    csv = table.to_csv(index=False).splitlines()
+    assert csv[1].split(",")[5:7] == ["0.02", "2"] and csv[3].split(",")[6] == ""
 
 
 # --------------------------------------------------------------------------- the command

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from test_sweep import FIXED, SYMBOLS, make_spec, metrics_only
 
-from backtests.sweep import RESULTS_FILE, run_sweep
+from backtests.sweep import RESULTS_FILE, DaskRunner, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,12 +117,10 @@ def test_ctrl_c_stops_local_workers_cleanly_and_says_how_to_resume(tmp_path):
     assert (tmp_path / "report.html").exists()
 
 
-def test_a_cluster_without_workers_is_a_clear_error(tmp_path, monkeypatch):
+def test_a_cluster_without_workers_is_a_clear_error(tmp_path):
     from distributed import LocalCluster
 
-    import backtests.sweep as sweep
-
-    monkeypatch.setattr(sweep, "WAIT_FOR_WORKERS", 0.5)
     with LocalCluster(n_workers=0, dashboard_address=None, silence_logs=logging.ERROR) as cluster:
-        with pytest.raises(ValueError, match="has no workers"):
-            run_sweep(make_spec(), tmp_path, cluster=cluster.scheduler_address)
+        runner = DaskRunner(address=cluster.scheduler_address, wait_for_workers=0.5)
+        with runner, pytest.raises(ValueError, match="has no workers"):
+            run_sweep(make_spec(), tmp_path, runner=runner)

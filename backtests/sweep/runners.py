@@ -1,0 +1,209 @@
+"""Where the points run: this process, local Dask worker processes, or an existing cluster."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from backtests.forecasting import resolve_workers
+from backtests.sweep.worker import SweepTask, error_text, failed_row, run_point
+
+WAIT_FOR_WORKERS = 60.0  # seconds an existing cluster may take to show its first worker
+QUIET_WORKERS_WAIT = 10.0  # seconds local workers get to quiet their logs before closing
+
+
+class SerialRunner:
+    """Points one after the other in this process (``workers=1``)."""
+
+    description = "1 worker (this process)"
+
+    def __enter__(self) -> SerialRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def run(self, tasks: Sequence[SweepTask]) -> Iterator[tuple[SweepTask, dict[str, Any]]]:
+        for task in tasks:
+            yield task, run_point(task)
+
+
+def _probe() -> str:
+    """Run on every worker of a cluster before the first point: can it run sweeps?"""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _ignore_sigint() -> None:
+    """In a local worker process: Ctrl-C is the client's to handle, not a traceback here."""
+    with suppress(ValueError):  # not the main thread: nothing to do
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# Loggers whose records, while a cluster shuts down, are only the noise of closing sockets
+# (a worker's heartbeat to a scheduler that has just gone, "stream closed", ...), printed
+# with a traceback. Every point's own failure is already recorded in the results.
+DASK_LOGGERS = ("distributed", "tornado", "asyncio")
+
+
+def _dask_loggers() -> list[logging.Logger]:
+    names = [
+        name
+        for name in list(logging.root.manager.loggerDict)
+        if any(name == root or name.startswith(f"{root}.") for root in DASK_LOGGERS)
+    ]
+    return [logging.getLogger(name) for name in sorted(set(names) | set(DASK_LOGGERS))]
+
+
+def _quiet_dask_logs() -> None:
+    """In a local worker process about to be closed: nothing below CRITICAL reaches stderr."""
+    for logger in _dask_loggers():
+        logger.setLevel(logging.CRITICAL)
+
+
+@contextmanager
+def _dask_logs_quieted() -> Iterator[None]:
+    """In this process, for the duration of a shutdown: dask's loggers at CRITICAL only."""
+    loggers = _dask_loggers()
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _run_briefly(fn: Callable[[], object], seconds: float) -> None:
+    """Call `fn` in a daemon thread, waiting at most `seconds` (a hung worker never blocks)."""
+
+    def call() -> None:
+        with suppress(Exception):
+            fn()
+
+    thread = threading.Thread(target=call, name="tradeship-sweep-quiet", daemon=True)
+    thread.start()
+    thread.join(seconds)
+
+
+class DaskRunner:
+    """Points on a Dask cluster: a LocalCluster of `workers` processes, or `address`.
+
+    The cluster starts at the first non-empty batch and is closed on exit (an existing
+    cluster is only disconnected from). Ctrl-C cancels every pending point.
+    """
+
+    def __init__(
+        self,
+        workers: int = 2,
+        address: str | None = None,
+        wait_for_workers: float = WAIT_FOR_WORKERS,
+    ) -> None:
+        self.workers = int(workers)
+        self.address = address
+        self.wait_for_workers = float(wait_for_workers)
+        self.cluster: Any = None
+        self.client: Any = None
+        self._futures: list[Any] = []
+        where = address or f"{self.workers} local worker processes"
+        self.description = f"dask ({where})"
+
+    def __enter__(self) -> DaskRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start(self, batch: int) -> None:
+        if self.client is not None:
+            return
+        from distributed import Client, LocalCluster
+
+        if self.address:
+            self.client = Client(self.address, set_as_default=False)
+            try:
+                self.client.wait_for_workers(1, timeout=self.wait_for_workers)
+            except TimeoutError:
+                raise ValueError(
+                    f"the Dask cluster at {self.address} has no workers "
+                    f"(waited {self.wait_for_workers:.0f} s)"
+                ) from None
+            try:
+                self.client.run(_probe)  # unpickling it imports tradeship on every worker
+            except Exception as exc:
+                raise ValueError(
+                    f"workers of {self.address} cannot run tradeship sweeps ({error_text(exc)}):"
+                    " install tradeship in their environment"
+                ) from None
+            return
+        self.cluster = LocalCluster(
+            n_workers=max(1, min(self.workers, batch)),
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
+        self.client = Client(self.cluster, set_as_default=False)
+        with suppress(Exception):
+            self.client.run(_ignore_sigint)
+
+    def run(self, tasks: Sequence[SweepTask]) -> Iterator[tuple[SweepTask, dict[str, Any]]]:
+        if not tasks:
+            return
+        from distributed import as_completed
+
+        self._start(len(tasks))
+        futures = [self.client.submit(run_point, task, pure=False) for task in tasks]
+        self._futures = futures
+        owner = {future.key: task for future, task in zip(futures, tasks, strict=True)}
+        try:
+            for future in as_completed(futures, loop=self.client.loop):
+                task = owner[future.key]
+                try:
+                    row = future.result()
+                except Exception as exc:  # the worker died or was lost, not the backtest
+                    row = failed_row(task, exc)
+                yield task, row
+        finally:
+            self._cancel()
+
+    def _cancel(self) -> None:
+        pending = [f for f in self._futures if not f.done()]
+        self._futures = []
+        if pending and self.client is not None:
+            with suppress(Exception):
+                self.client.cancel(pending)
+
+    def close(self) -> None:
+        """Cancel pending points, then close the client and our cluster without log noise.
+
+        Our local workers are told to stay quiet first (bounded wait): a worker whose
+        heartbeat meets the closing scheduler would otherwise print a traceback, which is
+        what a user pressing Ctrl-C on a loaded machine saw.
+        """
+        self._cancel()
+        client, cluster = self.client, self.cluster
+        self.client = self.cluster = None
+        with _dask_logs_quieted():
+            if client is not None and cluster is not None:
+                _run_briefly(lambda: client.run(_quiet_dask_logs), QUIET_WORKERS_WAIT)
+            with suppress(Exception):
+                if client is not None:
+                    client.close()
+            with suppress(Exception):
+                if cluster is not None:
+                    cluster.close()
+
+
+def open_runner(workers: int | None = None, cluster: str | None = None):
+    """Where the points run: an existing cluster, local processes, or this process."""
+    if cluster:
+        return DaskRunner(address=cluster)
+    count = resolve_workers(workers)
+    return SerialRunner() if count == 1 else DaskRunner(workers=count)
