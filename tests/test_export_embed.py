@@ -319,3 +319,32 @@ def test_a_module_on_disk_with_the_embedded_source_is_used_from_disk(tmp_path, m
     finally:
         sys.modules.pop("_probe_same", None)
         sys.modules.pop("_probe_other", None)
+
+
+def test_the_cli_finds_a_users_strategies_package_beside_ours(tmp_path):
+    """From the user's folder, `--strategy strategies.my_strategy:X` backtests and exports."""
+    root = FIXTURES / "merge"
+    universe = ["--source", "demo", "--symbols", "SYN000,SYN001,SYN002"]
+    backtest = subprocess.run(
+        [sys.executable, "-m", "tradeship", "backtest", "--strategy", USER, *universe]
+        + ["--start", "2024-01-02", "--end", "2024-02-29", "--out", str(tmp_path / "bt")]
+        + ["--quiet"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=600,
+    )
+    assert backtest.returncode == 0, backtest.stderr[-3000:]
+    assert (tmp_path / "bt" / "decisions.csv").read_text().count("SYN") > 0
+    out = tmp_path / "x.py"
+    export = subprocess.run(
+        [sys.executable, "-m", "tradeship", "export", "--strategy", USER, *universe]
+        + ["--default-source", "demo", "--warmup", "6", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=600,
+    )
+    assert export.returncode == 0, export.stderr[-3000:]
+    embedded = set(_embedded_sources(out.read_text()))
+    assert {"strategies.my_strategy", "strategies.rebalance", "userlib.signals"} <= embedded

@@ -1,8 +1,9 @@
 """The exported file in a fresh virtual environment with only its requirements.txt installed.
 
-This is the real deployment condition: tradeship is not installed there. The test installs
-the pinned requirements from the package index (slow: about a minute) and compares the
-module's decisions with the backtest's.
+This is the real deployment condition: tradeship is not installed there, and the module runs
+under `python -I` (no current folder, no PYTHONPATH, no user site): its embedded modules are
+the only tradeship code. The test installs the pinned requirements from the package index
+(slow: a few minutes) and compares the module's decisions with the backtest's.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ PARAMS = {"top_n": 3, "prophet_window": 60, "momentum_lookback": 20}
 
 @pytest.mark.slow
 def test_exported_module_decides_the_same_in_a_fresh_venv(tmp_path):
-    _, compiled = build_export("prophet_momentum", PARAMS, SYMBOLS)
+    # as deployed (yfinance by default), plus the demo reader this offline test reads
+    _, compiled = build_export("prophet_momentum", PARAMS, SYMBOLS, sources=("demo",))
     module, requirements = write_export(compiled, tmp_path / "export" / "strategy.py")
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
@@ -45,7 +47,7 @@ def test_exported_module_decides_the_same_in_a_fresh_venv(tmp_path):
     )
     assert install.returncode == 0, install.stderr[-3000:]
     probe = subprocess.run(
-        [str(python), "-c", "import strategies"], capture_output=True, cwd=tmp_path
+        [str(python), "-I", "-c", "import strategies"], capture_output=True, cwd=tmp_path
     )
     assert probe.returncode != 0, "tradeship must not be importable in the fresh venv"
 
@@ -73,13 +75,23 @@ def test_exported_module_decides_the_same_in_a_fresh_venv(tmp_path):
         history = m.load_history("demo", m.SYMBOLS, "2023-01-01", "2024-03-28")
         out = []
         for case in json.load(open({str(tmp_path / "cases.json")!r})):
-            before = m.history_until(history, case["session"])
+            before = history.loc[history.index < case["session"]]
             out.append(m.decide(before, case["holdings"], case["session"]))
-        print(json.dumps(out))
+        tradeship = sorted(
+            n for n, mod in sys.modules.items()
+            if n.split(".")[0] in ("strategies", "live", "marketdata")
+            and not str(getattr(mod, "__file__", "")).startswith({str(module)!r} + "/")
+        )
+        print(json.dumps({{"decisions": out, "not_embedded": tradeship}}))
     """)
     done = subprocess.run(
-        [str(python), "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=600
+        [str(python), "-I", "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     replayed = json.loads(done.stdout.strip().splitlines()[-1])
-    assert replayed == [c["targets"] for c in cases]
+    assert replayed["not_embedded"] == []
+    assert replayed["decisions"] == [c["targets"] for c in cases]
