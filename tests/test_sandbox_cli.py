@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -134,6 +135,54 @@ def test_serve_runs_until_ctrl_c(tmp_path):
     assert "sandbox stopped" in output
     assert secret not in output
     assert "APCA_API_KEY_ID=PKCLI" in output
+
+
+def test_sigterm_answers_a_held_request_in_alpacas_shape(tmp_path):
+    """SIGTERM while a request is held (an injected delay): the answer is Alpaca's JSON
+    503 with the rate-limit headers, not a bare text/plain 500; the server exits 0."""
+    secret = "cli-secret-term"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-c", SCRIPT, str(tmp_path / "term.db"), secret],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    held: list[httpx.Response] = []
+    try:
+        url = None
+        while url is None:
+            line = proc.stdout.readline()
+            assert line, "the sandbox exited before printing its URL"
+            if "APCA_API_BASE_URL=" in line:
+                url = line.strip().split("=", 1)[1]
+        headers = {"APCA-API-KEY-ID": "PKCLI", "APCA-API-SECRET-KEY": secret}
+        for _ in range(200):
+            try:
+                httpx.post(url + "/sandbox/faults", json={"delay": 120}, headers=headers)
+                break
+            except httpx.ConnectError:
+                time.sleep(0.05)
+        worker = threading.Thread(
+            target=lambda: held.append(httpx.get(url + "/v2/account", headers=headers, timeout=60))
+        )
+        worker.start()
+        while httpx.get(url + "/sandbox/state", headers=headers).json()["faults"]:
+            time.sleep(0.02)  # until the held request has taken the fault
+        proc.send_signal(signal.SIGTERM)
+        worker.join(60)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    assert held and held[0].status_code == 503
+    assert held[0].headers["content-type"].startswith("application/json")
+    assert held[0].json()["code"] == 50310000
+    assert "x-ratelimit-remaining" in held[0].headers
 
 
 def test_serve_refuses_a_busy_port(tmp_path):
