@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import importlib.util
 import inspect
 import json
 import pprint
@@ -77,40 +76,26 @@ class CompiledModule:
 
 @dataclass(frozen=True)
 class Contract:
-    """Which decision contract this checkout implements (both exist while it changes).
+    """What this checkout's runtime takes, read from it while the decision contract settles.
 
-    `replay`: strategies.replay exists (Backtrader classes replayed, targets in shares),
-    taking the keyword arguments `replay_kwargs` (of warmup, fill, fitter, universe);
-    `decide_runner`: live.runtime.run_strategy takes the export's `decide` and warmup_bars;
-    `fill`: run_strategy takes the backtest's fill assumption;
-    `cli_main`: live.runtime provides the command-line wrapper.
+    `replay_kwargs`: the keywords (of warmup, fill, fitter, universe) strategies.replay takes;
+    `decide_runner`: live.runtime.run_strategy takes the export's `decide` and warmup_bars.
+    Once both are stable, `entry_point` can state them literally and this can go.
     """
 
-    replay: bool
     replay_kwargs: tuple[str, ...]
     decide_runner: bool
-    fill: bool
-    cli_main: bool
 
 
 def current_contract() -> Contract:
     import live.runtime
+    import strategies.replay
 
-    params = inspect.signature(live.runtime.run_strategy).parameters
-    replay = importlib.util.find_spec("strategies.replay") is not None
-    accepted: tuple[str, ...] = ()
-    if replay:
-        import strategies.replay
-
-        target = getattr(strategies.replay, "replay_bar", strategies.replay.replay_decision)
-        taken = inspect.signature(target).parameters
-        accepted = tuple(k for k in ("warmup", "fill", "fitter", "universe") if k in taken)
+    target = getattr(strategies.replay, "replay_bar", strategies.replay.replay_decision)
+    taken = inspect.signature(target).parameters
     return Contract(
-        replay=replay,
-        replay_kwargs=accepted,
-        decide_runner="warmup_bars" in params,
-        fill="fill" in params,
-        cli_main=hasattr(live.runtime, "cli_main"),
+        replay_kwargs=tuple(k for k in ("warmup", "fill", "fitter", "universe") if k in taken),
+        decide_runner="warmup_bars" in inspect.signature(live.runtime.run_strategy).parameters,
     )
 
 
@@ -124,40 +109,23 @@ def entry_point(spec: ExportSpec, source_sha256: str, contract: Contract) -> str
 
     Its imports are followed like any module's, so what it imports decides what is embedded.
     """
-    if contract.replay:
-        options = ", ".join(f"{k}={k.upper()}" for k in contract.replay_kwargs)
-        decide_body = (
-            "    from strategies.replay import replay_decision\n\n"
-            "    return replay_decision(\n"
-            "        _strategy_class(), PARAMS, history, holdings, now,\n"
-            f"        {options},\n"
+    options = "".join(f", {k}={k.upper()}" for k in contract.replay_kwargs)
+    if contract.decide_runner:
+        run_body = (
+            "    from live.runtime import run_strategy\n\n"
+            "    return run_strategy(\n"
+            "        decide, SYMBOLS, warmup_bars=WARMUP, strategy_name=STRATEGY_NAME,\n"
+            "        strategy_id=STRATEGY_ID, strategy_hash=SOURCE_SHA256, fill=FILL, now=now,\n"
+            "        dry_run=dry_run, source=source, default_source=DEFAULT_SOURCE, slot=slot,\n"
+            "        submit=submit,\n"
             "    )\n"
         )
-        build = ""
     else:
-        decide_body = "    return build_strategy().decide(history, holdings, now)\n"
-        build = (
-            "\n\ndef build_strategy():\n"
-            '    """A fresh strategy object with the exported parameters."""\n'
-            "    return _strategy_class()(PARAMS)\n"
-        )
-    if contract.decide_runner:
-        runner = "decide, SYMBOLS, warmup_bars=WARMUP, strategy_name=STRATEGY_NAME"
-    else:
-        runner = "build_strategy(), SYMBOLS"
-    fill = "fill=FILL, " if contract.fill else ""
-    if contract.cli_main:
-        main_body = "    from live.runtime import cli_main\n\n    return cli_main(argv, run)\n"
-    else:
-        main_body = (
-            "    args = sys.argv[1:] if argv is None else list(argv)\n"
-            "    try:\n"
-            '        orders = run(dry_run="--dry-run" in args)\n'
-            "    except (RunError, ValueError) as exc:\n"
-            '        print(f"error: {exc}", file=sys.stderr)\n'
-            "        return 2\n"
-            '    print(f"{len(orders)} order(s)")\n'
-            "    return 0\n"
+        run_body = (
+            "    raise RunError(\n"
+            '        "this export was made before live.runtime could run an exported decide(): "\n'
+            '        "export it again with the current tradeship"\n'
+            "    )\n"
         )
     return f'''{RULE}
 # entry point (generated from the export's specification)
@@ -176,7 +144,6 @@ SYMBOLS = {_literal(sorted(spec.symbols))}
 UNIVERSE = {_literal(spec.universe)}
 
 import importlib  # noqa: E402
-import sys  # noqa: E402
 
 from live.runtime import RunError, load_history  # noqa: E402
 from live.schedule import Schedule  # noqa: E402
@@ -186,12 +153,17 @@ from live.settings import LiveSettings  # noqa: E402
 def _strategy_class():
     """The exported strategy class, imported from its embedded module."""
     module, _, name = STRATEGY.partition(":")
-    return getattr(importlib.import_module(module), name){build}
+    return getattr(importlib.import_module(module), name)
 
 
 def decide(history, holdings, now):
-    """The decision for the session of `now` from bars before it, or None (nothing asked)."""
-{decide_body}
+    """Target shares for each symbol the strategy asks to change for the session of `now`,
+    from completed bars before it and the book {{symbol: shares, "$CASH": cash}}; None when
+    it asks for nothing."""
+    from strategies.replay import replay_decision
+
+    return replay_decision(_strategy_class(), PARAMS, history, holdings, now{options})
+
 
 def run(now=None, dry_run=False, source=None, slot=None, submit=True):
     """Decide for the session of `now` and trade the difference at Alpaca; returns the orders.
@@ -199,18 +171,14 @@ def run(now=None, dry_run=False, source=None, slot=None, submit=True):
     `slot` (default: the session date) names the decision slot in client order ids: pass
     the scheduler's intended fire time so a duplicate delivery cannot trade twice.
     """
-    from live.runtime import run_strategy
-
-    return run_strategy(
-        {runner}, strategy_id=STRATEGY_ID,
-        strategy_hash=SOURCE_SHA256, {fill}now=now, dry_run=dry_run, source=source,
-        default_source=DEFAULT_SOURCE, slot=slot, submit=submit,
-    )
-
+{run_body}
 
 def main(argv=None):
     """Command line: python FILE.py [--dry-run]."""
-{main_body}
+    from live.runtime import cli_main
+
+    return cli_main(argv, run)
+
 
 if __name__ == "__main__":
     raise SystemExit(main())
@@ -322,8 +290,9 @@ def compile_strategy(spec: ExportSpec, version: str) -> CompiledModule:
         "Do not edit: change the strategy and export again. It decides exactly what the",
         "backtest decided given the same data up to the same moment (`tradeship verify-parity`).",
         "",
-        "    decide(history, holdings, now) -> targets or None  (the pure decision)",
-        "    run(now=None, dry_run=False, source=None) -> orders (load data, decide, trade)",
+        "    decide(history, book, now) -> target shares or None  (the pure decision;",
+        '        book = {symbol: shares, ..., "$CASH": cash})',
+        "    run(now=None, dry_run=False, source=None) -> orders  (load data, decide, trade)",
         "",
         "The code below the importer is the strategy's and tradeship's own modules, each kept",
         "verbatim under its own name (listed with line counts and sha256 further down).",
