@@ -63,7 +63,7 @@ def default_cache_dir() -> Path:
 def library_versions(fitter: str = "prophet") -> tuple[tuple[str, str], ...]:
     """Versions of what computes a forecast with `fitter` (read without importing it)."""
     versions = []
-    for name in VERSIONED_LIBRARIES[fitter]:
+    for name in VERSIONED_LIBRARIES.get(fitter, ()):  # an unknown fitter fails at fit time
         try:
             versions.append((name, importlib.metadata.version(name)))
         except importlib.metadata.PackageNotFoundError:

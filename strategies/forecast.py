@@ -39,10 +39,6 @@ class ProphetSettings:
     uncertainty_samples: int = 0  # no sampling: decisions read yhat only
     fitter: str = "prophet"  # "prophet" (cmdstan) or "fast" (in-process, strategies.fast_prophet)
 
-    def __post_init__(self) -> None:
-        if self.fitter not in FITTERS:
-            raise ValueError(f"unknown fitter {self.fitter!r}; use one of: {', '.join(FITTERS)}")
-
 
 @dataclass(frozen=True)
 class ForecastRequest:
@@ -54,6 +50,13 @@ class ForecastRequest:
     settings: ProphetSettings
 
 
+def check_fitter(fitter: str) -> str:
+    """`fitter` if it names a fitter; otherwise a ValueError saying which ones exist."""
+    if fitter not in FITTERS:
+        raise ValueError(f"unknown fitter {fitter!r}; use one of: {', '.join(FITTERS)}")
+    return fitter
+
+
 def with_fitter(requests: Sequence[ForecastRequest], fitter: str | None) -> list[ForecastRequest]:
     """`requests` with their settings' fitter set to `fitter` (None: left as they are).
 
@@ -61,8 +64,7 @@ def with_fitter(requests: Sequence[ForecastRequest], fitter: str | None) -> list
     """
     if fitter is None:
         return list(requests)
-    if fitter not in FITTERS:
-        raise ValueError(f"unknown fitter {fitter!r}; use one of: {', '.join(FITTERS)}")
+    check_fitter(fitter)
     return [
         replace(r, settings=replace(r.settings, fitter=fitter))
         if r.settings.fitter != fitter
@@ -112,7 +114,7 @@ def prophet_forecast(window: pd.Series, target: pd.Timestamp, settings: ProphetS
     The fit sees exactly the window it is given: callers cut the window at the decision
     time, which is what keeps forecasts free of lookahead. `settings.fitter` picks who fits.
     """
-    if settings.fitter == "fast":
+    if check_fitter(settings.fitter) == "fast":
         return forecast_requests([ForecastRequest("", window, target, settings)])[0]
     dates, values, when = _inputs(window, target)
     quiet_prophet_logs()
@@ -137,7 +139,7 @@ def forecast_requests(requests: Sequence[ForecastRequest]) -> list[float]:
     out: list[float | None] = [None] * len(requests)
     fast: list[int] = []
     for position, request in enumerate(requests):
-        if request.settings.fitter == "fast":
+        if check_fitter(request.settings.fitter) == "fast":
             fast.append(position)
         else:
             out[position] = prophet_forecast(request.window, request.target, request.settings)

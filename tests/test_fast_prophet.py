@@ -83,8 +83,8 @@ def test_bad_windows_and_settings_are_refused_with_a_sentence():
     holes.iloc[3] = np.nan
     with pytest.raises(ValueError, match="missing prices"):
         prophet_forecast(holes, _next_day(window), FAST)
-    with pytest.raises(ValueError, match="unknown fitter 'stan'"):
-        ProphetSettings(fitter="stan")
+    with pytest.raises(ValueError, match="unknown fitter 'stan'; use one of: prophet, fast"):
+        prophet_forecast(window, _next_day(window), ProphetSettings(fitter="stan"))
     multiplicative = ProphetSettings(
         fitter="fast", weekly_seasonality=True, seasonality_mode="multiplicative"
     )
