@@ -190,3 +190,41 @@ def test_forecasts_csv(tmp_path) -> None:
 
 def test_no_forecasts_means_no_section() -> None:
     assert forecast_skill([], _closes(), {"horizon": H}) is None
+
+
+def test_a_real_backtest_records_exactly_the_signals_its_decisions_read() -> None:
+    """prophet_momentum on demo data, the real cached forecaster wrapped in the recorder:
+    every name the strategy entered had signal >= threshold, every candidate it left out
+    (and did not hold) had less, so the report's signal is the strategy's own.
+    """
+    from backtests.forecast_cache import ForecastCache
+    from backtests.forecasting import FastForecaster
+    from backtests.runner import BacktestConfig, run_backtest
+
+    params = {"top_n": 3, "momentum_lookback": 20, "prophet_window": 60, "threshold": 0.01}
+    config = BacktestConfig(
+        strategy="prophet_momentum", source="demo", symbols=[f"SYN{i:03d}" for i in range(8)],
+        start="2024-01-02", end="2024-03-28", params=params,
+    )  # fmt: skip
+    with FastForecaster(cache=ForecastCache.default(), workers=1) as fast:
+        recorder = RecordingForecaster(fast)
+        result = run_backtest(config, forecaster=recorder)
+    skill = forecast_skill(recorder.records, result.history["close"], result.metrics["params"])
+    assert skill is not None and skill.horizon == 5 and skill.lookback == 20
+    frame = skill.frame
+    assert len(frame) == len({(r.symbol, r.target) for r in recorder.records}) > 0
+    decided = {pd.Timestamp(k): v for k, v in result.decided.items() if v is not None}
+    books = {pd.Timestamp(k): v for k, v in result.holdings.items()}
+    checked = 0
+    for row in frame.itertuples(index=False):
+        targets = decided.get(pd.Timestamp(row.date))
+        if targets is None:
+            continue
+        held = float(books.get(pd.Timestamp(row.date), {}).get(row.symbol, 0.0)) > 0
+        if held:
+            continue
+        entered = float(targets.get(row.symbol, 0.0)) > 0
+        assert entered == (row.signal >= 0.01), (row.date, row.symbol, row.signal)
+        checked += 1
+    assert checked >= 5
+    assert (frame.groupby("date").size() <= 3).all()  # at most top_n candidates a decision
