@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +11,8 @@ from typing import Any
 import backtrader as bt
 import pandas as pd
 
+from backtests.benchmark import benchmark_equity
+from backtests.forecast_skill import ForecastRecord
 from backtests.metrics import compute_metrics
 from marketdata import MarketData, load
 from marketdata.universe import coverage, coverage_sentence, parse_universe
@@ -40,6 +42,7 @@ class BacktestConfig:
     fill: str = "open"  # fill at the decided session's "open" or "close"
     cash_buffer: float = 0.01
     fractional: bool = False
+    benchmark: str = "equal-weight"  # or a SYMBOL bought and held (backtests/benchmark.py)
     universe: str | None = None  # membership:PATH, symbols:A,B or all (default: see README)
     warmup: int | None = None  # bars before the first trade, at least the strategy's minimum
 
@@ -106,20 +109,6 @@ def _configure_broker(config: BacktestConfig) -> Callable[[bt.Cerebro], None]:
 
 def _probe_symbols(config: BacktestConfig) -> list[str]:
     return list(config.symbols or [f"S{i:02d}" for i in range(20)])
-
-
-def benchmark_equity(history: pd.DataFrame, trade_from: pd.Timestamp, cash: float) -> pd.Series:
-    """Equal-weight buy-and-hold of every symbol trading at `trade_from`, bought at its open."""
-    closes = history["close"].loc[trade_from:]
-    entry = history["open"].loc[trade_from]
-    held = entry.index[entry.notna() & (entry > 0)]
-    growth = closes[held].div(entry[held]).mean(axis=1)
-    before = history.index[history.index < trade_from]
-    series = cash * growth
-    if len(before):
-        series = pd.concat([pd.Series([cash], index=[before[-1]]), series])
-    series.index.name = "date"
-    return series.rename("benchmark")
 
 
 def run_backtest(
@@ -192,12 +181,14 @@ def run_backtest(
     equity.index = pd.DatetimeIndex(equity.index, name="date")
     first = history.index[history.index.searchsorted(trade_from) - 1]
     equity = equity.loc[first:]
-    benchmark = benchmark_equity(history, trade_from, config.cash)
+    benchmark, benchmark_held = benchmark_equity(
+        config.benchmark, history, trade_from, config.cash, source=config.source
+    )
     orders = pd.DataFrame(
         log.fills, columns=["date", "symbol", "side", "quantity", "price", "commission"]
     )
     metrics = compute_metrics(equity, trades=len(orders))
-    metrics["benchmark"] = compute_metrics(benchmark, trades=_held(history, trade_from))
+    metrics["benchmark"] = compute_metrics(benchmark, trades=benchmark_held)
     metrics["strategy"] = spec.name
     metrics["params"] = full_params(spec)
     metrics["source"] = market_data.source
@@ -247,11 +238,6 @@ def _left_universe(decisions: list[BarDecision], members: pd.DataFrame | None) -
     return found
 
 
-def _held(history: pd.DataFrame, trade_from: pd.Timestamp) -> int:
-    entry = history["open"].loc[trade_from]
-    return int((entry.notna() & (entry > 0)).sum())
-
-
 def _notes(
     config: BacktestConfig, data: MarketData, trade_from: pd.Timestamp, start: pd.Timestamp | None
 ):
@@ -268,8 +254,16 @@ def _notes(
         yield f"{'Repaired' if name in data.bars else 'Not loaded'}: {name}: {problem}"
 
 
-def write_outputs(result: BacktestResult, out_dir: str | Path) -> Path:
-    """Write metrics.json, equity.csv, orders.csv, decisions.csv, report.html and PNGs."""
+def write_outputs(
+    result: BacktestResult, out_dir: str | Path, forecasts: Sequence[ForecastRecord] = ()
+) -> Path:
+    """Write metrics.json, equity.csv, orders.csv, decisions.csv, report.html and PNGs.
+
+    ``forecasts`` (a `RecordingForecaster`'s records) add forecasts.csv and the report's
+    forecast-skill section.
+    """
+    from backtests.benchmark import benchmark_label
+    from backtests.forecast_skill import forecast_skill
     from backtests.report import write_report  # matplotlib only when writing reports
 
     out = Path(out_dir)
@@ -292,4 +286,8 @@ def write_outputs(result: BacktestResult, out_dir: str | Path) -> Path:
         metrics=result.metrics,
         notes=result.notes
         + [f"Parameters: {json.dumps(result.metrics['params'], sort_keys=True)}"],
+        history=result.history,
+        fill=result.config.fill,
+        benchmark_label=benchmark_label(result.config.benchmark),
+        skill=forecast_skill(forecasts, result.history["close"], result.metrics["params"]),
     )
