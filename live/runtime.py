@@ -337,9 +337,9 @@ def _run(
                 f"{DRY_RUN_EQUITY:,.0f}"
             )
     clock = broker.clock() if broker is not None else None
-    if clock is not None and not req.dry_run:
+    if clock is not None and not req.dry_run and req.submit:
         as_of = trading_time(req.asked, clock["timestamp"], settings.clock_tolerance)
-    elif req.asked is not None:  # a dry run may replay any moment
+    elif req.asked is not None:  # a dry run (or a reconcile-only run) may name any moment
         as_of = req.asked
     else:
         as_of = clock["timestamp"] if clock is not None else resolve_now(None)

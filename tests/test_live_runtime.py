@@ -153,6 +153,13 @@ def test_the_former_weights_contract_trades_the_same_orders(sandbox):
     ]
 
 
+def test_a_late_reconcile_only_delivery_names_its_slot_time_and_is_not_refused(sandbox):
+    # a scheduler's late delivery: its intended time is 20 minutes behind the broker's
+    assert run(now="2024-05-31T14:40", source="demo", submit=False) == []
+    assert open_journal().recent_runs(1)[0]["status"] == "reconciled"
+    assert all_orders(sandbox) == []
+
+
 # -- item 3: one stale symbol stops the run, named -----------------------------------------
 
 

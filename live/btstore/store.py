@@ -24,13 +24,14 @@ import os
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
 from live.alpaca_broker import BrokerAuthError, BrokerError, BrokerRejected
 from live.btstore.rest import RestAdapter
 from live.btstore.sessions import NEW_YORK, SessionCalendar, alpaca_calendar_fetcher
-from live.settings import ALPACA_LIVE_URL, ALPACA_PAPER_URL, LiveSettings
+from live.settings import ALPACA_LIVE_URL, ALPACA_PAPER_HOST, ALPACA_PAPER_URL, LiveSettings
 
 _log = logging.getLogger("live.btstore")
 DEFAULT_BACKFILL_DAYS = 365  # calendar days fetched before the first live bar without fromdate
@@ -53,7 +54,11 @@ def default_data_url(base_url: str) -> str | None:
     if explicit:
         return explicit
     url = base_url.rstrip("/")
-    return None if url in (ALPACA_PAPER_URL, ALPACA_LIVE_URL) else url
+    try:
+        host = (urlsplit(url).hostname or "").rstrip(".")
+    except ValueError:
+        return url
+    return None if host in (ALPACA_PAPER_HOST, urlsplit(ALPACA_LIVE_URL).hostname) else url
 
 
 class AlpacaStore:
