@@ -32,13 +32,20 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from backtests import charts
+from backtests.forecast_skill import (
+    RecordingForecaster,
+    Skill,
+    forecast_skill,
+    write_forecasts_csv,
+)
+from backtests.report import forecast_skill_html
 from backtests.report_kit import RC, chart_div, data_note, page, png_bytes
+from backtests.runner import run_backtest
 from backtests.sweep_common import lower_is_better, metric_names, summary_line
 from backtests.sweep_common import point_forecaster as _forecaster
 from backtests.sweep_common import scalar as _scalar
 
 if TYPE_CHECKING:
-    from backtests.forecast_skill import Skill
     from backtests.sweep import SweepSpec
 
 HEATMAP_FILE = "heatmap.png"
@@ -280,9 +287,6 @@ def best_point_skill(
     """Re-run the best point with its forecasts recorded (they come from the forecast cache,
     so nothing is refitted) and measure their skill; None when nothing ran or no forecast.
     """
-    from backtests.forecast_skill import RecordingForecaster, forecast_skill
-    from backtests.runner import run_backtest
-
     if best.empty:
         return None
     point = {p: _scalar(best.iloc[0][p]) for p in params if p in best.columns}
@@ -304,10 +308,9 @@ def write_sweep_report(
 ) -> Path:
     """Write heatmap.png and report.html for a sweep's results; returns report.html.
 
-    ``skill`` (from :func:`best_point_skill`) adds the best point's forecast-skill section.
+    ``skill`` (from :func:`best_point_skill`) adds the best point's forecast-skill section
+    and its forecasts.csv.
     """
-    from backtests.report import forecast_skill_html
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     png = heatmap_png(frame, params, metric)
@@ -349,6 +352,7 @@ def write_sweep_report(
         + html_table(best)
     )
     if skill is not None:
+        write_forecasts_csv(skill.frame, out)  # the best point's forecasts
         parts.append(
             '<p class="small">The forecast-skill section below is the best point\'s.</p>\n'
             + forecast_skill_html(skill, prefix="best")

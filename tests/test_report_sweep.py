@@ -88,6 +88,8 @@ def test_sweep_report_is_interactive_offline_and_has_the_best_points_skill(
     assert "<h2>Forecast skill</h2>" in html and "best point" in html
     assert 'id="best-ic"' in html and 'id="best-skill-bins"' in html
     assert (tmp_path / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    forecasts = pd.read_csv(tmp_path / "forecasts.csv")  # the best point's rows
+    assert len(forecasts) == len(_skill().frame) and "realised_return" in forecasts
     again = write_sweep_report(
         tmp_path / "again", _results(), PARAMS, "sharpe", title="Sweep <test>", skill=_skill()
     )
