@@ -198,7 +198,10 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         help="run a strategy over history and write metrics, orders, decisions and a report",
         description=(
             "Backtest a strategy. Writes in --out: metrics.json, equity.csv, orders.csv, "
-            "decisions.csv (date,symbol,target_weight per rebalance), report.html and PNG plots. "
+            "decisions.csv (date,symbol,target_weight per rebalance), report.html (tearsheet: "
+            "interactive charts, trade statistics, forecast skill), tearsheet.json, "
+            "forecasts.csv (every forecast a decision read, with the return that followed) "
+            "and PNG plots. "
             "Decisions for session t read bars through t-1 and fill at t's open."
         ),
         epilog=EXAMPLES,
