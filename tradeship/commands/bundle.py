@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from tradeship.options import (
     add_data_options,
@@ -93,6 +94,11 @@ def cmd_bundle(args: argparse.Namespace, settings: Settings) -> int:
         )
 
     if verify is not None:
+        if getattr(args, "fitter", None) is None and Path(args.module).is_file():
+            # the backtest fits as the module does
+            from exporters.bundle.verify import module_constants
+
+            args.fitter = getattr(module_constants(Path(args.module)), "FITTER", None)
         with open_forecaster(args, settings) as forecaster:
             result = build(forecaster)
     else:
