@@ -13,6 +13,7 @@ import importlib.machinery
 import json
 import os
 import pkgutil
+import py_compile
 import subprocess
 import sys
 import textwrap
@@ -219,6 +220,13 @@ def test_what_cannot_be_embedded_is_refused_with_what_to_do(tmp_path, monkeypatc
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ExportError, match="compiled extension .* installable distribution"):
         collect(["usesext"])
+    source = tmp_path / "compiled_only_src.py"
+    source.write_text("VALUE = 1\n")
+    py_compile.compile(str(source), cfile=str(tmp_path / "compiled_only.pyc"), doraise=True)
+    source.unlink()
+    (tmp_path / "uses_pyc.py").write_text("import compiled_only\n")
+    with pytest.raises(ExportError, match="compiled_only has no Python source"):
+        collect(["uses_pyc"])
     (tmp_path / "missing_dep.py").write_text("import not_installed_anywhere_xyz\n")
     with pytest.raises(ExportError, match="missing_dep:1: cannot find module"):
         collect(["missing_dep"])
