@@ -379,7 +379,7 @@ def tearsheet_figures(
 
     strategy = {
         **stats.figures,
-        **{k: v for k, v in trading.stats.items()},
+        **trading.stats,
         "exposure": float(trading.exposure.mean()) if len(trading.exposure) else math.nan,
         "turnover": trading.turnover,
         "total_costs": trading.costs["total"],
@@ -429,7 +429,6 @@ def _drawdowns_html(stats: ReturnStats) -> str:
         r if r is not None and pd.notna(r) else "not recovered" for r in worst["recovery"]
     ]
     fmt = {"rank": _int, "depth": _pct, "sessions": _int, "recovery_sessions": _int}
-    worst = worst.rename(columns={"sessions": "sessions"})
     return (
         f"<h3>Worst {len(worst)} drawdowns</h3>\n"
         '<p class="muted">start = last peak, recovery = first session back at that peak; '
@@ -502,20 +501,10 @@ def forecast_skill_html(skill: Skill | None, prefix: str = "chart") -> str:
         on="period",
         suffixes=(" prophet", " momentum"),
     )
-    fmt = {c: _ratio for c in table.columns if c.startswith(("ic", "t_stat"))}
+    fmt = {c: _ic for c in table.columns if c.startswith("ic ")}
+    fmt.update({c: _ratio for c in table.columns if c.startswith("t_stat")})
     fmt.update({c: _pct for c in table.columns if c.startswith("hit_rate")})
     fmt.update({"dates": _int, "forecasts": _int})
-    table = table.copy()
-    for c in table.columns:
-        if c.startswith("ic"):
-            table[c] = table[c].astype("float64")
-    fmt.update(
-        {
-            c: (lambda v: f"{v:.3f}" if _is_num(v) else "n/a")
-            for c in table.columns
-            if c.startswith("ic ")
-        }
-    )
     overall = skill.overall()
     sel = skill.selection
     head = (
