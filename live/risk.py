@@ -63,20 +63,23 @@ def pretrade_problems(
 
 
 def risk_problems(
-    targets: Mapping[str, float],
+    weights: Mapping[str, float],
     orders: Sequence[PlannedOrder],
     settings: LiveSettings,
     buying_power: float | None,
 ) -> list[str]:
-    """Every configured limit the plan breaches, each in a sentence that names the limit."""
+    """Every configured limit the plan breaches, each in a sentence that names the limit.
+
+    `weights`: each symbol's share of the book once the orders fill (`pretrade_problems`).
+    """
     problems = []
-    for symbol, weight in sorted(targets.items()):
+    for symbol, weight in sorted(weights.items()):
         if weight > settings.max_position_weight + 1e-12:
             problems.append(
-                f"{symbol} target weight {weight:.4f} exceeds TRADESHIP_MAX_POSITION_WEIGHT "
+                f"{symbol} would be {weight:.4f} of the book, over TRADESHIP_MAX_POSITION_WEIGHT "
                 f"{settings.max_position_weight:g}"
             )
-    gross = sum(abs(w) for w in targets.values())
+    gross = sum(abs(w) for w in weights.values())
     if gross > settings.max_gross_exposure + 1e-9:
         problems.append(
             f"gross exposure {gross:.4f} exceeds TRADESHIP_MAX_GROSS_EXPOSURE "

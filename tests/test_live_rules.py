@@ -87,7 +87,7 @@ def test_fractional_plan():
         (
             "max_position_weight",
             0.4,
-            "AAA target weight 0.5000 exceeds TRADESHIP_MAX_POSITION_WEIGHT",
+            "AAA would be 0.5000 of the book, over TRADESHIP_MAX_POSITION_WEIGHT",
         ),
         ("max_gross_exposure", 0.9, "gross exposure 1.0000 exceeds TRADESHIP_MAX_GROSS_EXPOSURE"),
         ("max_order_notional", 1000.0, "exceeds TRADESHIP_MAX_ORDER_NOTIONAL"),
@@ -191,7 +191,7 @@ def test_the_pretrade_gate_judges_the_book_the_orders_leave_at_the_last_close():
     settings = LiveSettings(max_position_weight=0.7)
     problems = pretrade_problems(plan, held, cash, prices, settings, None, effective)
     assert problems == [
-        "AAA target weight 0.7500 exceeds TRADESHIP_MAX_POSITION_WEIGHT 0.7"
+        "AAA would be 0.7500 of the book, over TRADESHIP_MAX_POSITION_WEIGHT 0.7"
     ]  # 75 shares after the open order and this one: 7,500 of 10,000
     assert pretrade_problems(plan, held, cash, prices, settings) == []  # 55 without it
 
