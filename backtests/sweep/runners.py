@@ -6,8 +6,7 @@ import logging
 import os
 import signal
 import socket
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -15,7 +14,6 @@ from backtests.forecasting import resolve_workers
 from backtests.sweep.worker import SweepTask, error_text, failed_row, run_point
 
 WAIT_FOR_WORKERS = 60.0  # seconds an existing cluster may take to show its first worker
-QUIET_WORKERS_WAIT = 10.0  # seconds local workers get to quiet their logs before closing
 
 
 class SerialRunner:
@@ -39,12 +37,6 @@ def _probe() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _ignore_sigint() -> None:
-    """In a local worker process: Ctrl-C is the client's to handle, not a traceback here."""
-    with suppress(ValueError):  # not the main thread: nothing to do
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 # Loggers whose records, while a cluster shuts down, are only the noise of closing sockets
 # (a worker's heartbeat to a scheduler that has just gone, "stream closed", ...), printed
 # with a traceback. Every point's own failure is already recorded in the results.
@@ -60,8 +52,17 @@ def _dask_loggers() -> list[logging.Logger]:
     return [logging.getLogger(name) for name in sorted(set(names) | set(DASK_LOGGERS))]
 
 
-def _quiet_dask_logs() -> None:
-    """In a local worker process about to be closed: nothing below CRITICAL reaches stderr."""
+def _prepare_local_worker() -> None:
+    """In each of our local worker processes, once, before any point.
+
+    Ctrl-C is the client's to handle (the signal reaches the whole process group), and
+    nothing below CRITICAL from dask reaches stderr: a point's failure is recorded in its
+    row, and what else a local worker logs is the noise of its own shutdown (a heartbeat
+    meeting the closed scheduler, with a traceback), which a user pressing Ctrl-C on a
+    loaded machine used to see. Quieting at the start, not at the end, leaves no race.
+    """
+    with suppress(ValueError):  # not the main thread: nothing to do
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     for logger in _dask_loggers():
         logger.setLevel(logging.CRITICAL)
 
@@ -78,18 +79,6 @@ def _dask_logs_quieted() -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
-
-
-def _run_briefly(fn: Callable[[], object], seconds: float) -> None:
-    """Call `fn` in a daemon thread, waiting at most `seconds` (a hung worker never blocks)."""
-
-    def call() -> None:
-        with suppress(Exception):
-            fn()
-
-    thread = threading.Thread(target=call, name="tradeship-sweep-quiet", daemon=True)
-    thread.start()
-    thread.join(seconds)
 
 
 class DaskRunner:
@@ -151,7 +140,7 @@ class DaskRunner:
         )
         self.client = Client(self.cluster, set_as_default=False)
         with suppress(Exception):
-            self.client.run(_ignore_sigint)
+            self.client.run(_prepare_local_worker)
 
     def run(self, tasks: Sequence[SweepTask]) -> Iterator[tuple[SweepTask, dict[str, Any]]]:
         if not tasks:
@@ -183,16 +172,13 @@ class DaskRunner:
     def close(self) -> None:
         """Cancel pending points, then close the client and our cluster without log noise.
 
-        Our local workers are told to stay quiet first (bounded wait): a worker whose
-        heartbeat meets the closing scheduler would otherwise print a traceback, which is
-        what a user pressing Ctrl-C on a loaded machine saw.
+        The scheduler and nannies live in this process: their shutdown messages are noise
+        too, so dask logs here are quieted while closing (local workers are from the start).
         """
         self._cancel()
         client, cluster = self.client, self.cluster
         self.client = self.cluster = None
         with _dask_logs_quieted():
-            if client is not None and cluster is not None:
-                _run_briefly(lambda: client.run(_quiet_dask_logs), QUIET_WORKERS_WAIT)
             with suppress(Exception):
                 if client is not None:
                     client.close()
