@@ -219,3 +219,13 @@ def test_print_metrics_table() -> None:
     ]
     sharpe = next(line for line in lines if line.startswith("Sharpe"))
     assert sharpe.split()[-1] == f"{m['benchmark']['sharpe']:.2f}"
+
+
+def test_a_two_session_curve_without_benchmark_or_orders_still_reports(tmp_path: Path) -> None:
+    equity = pd.Series([100.0, 101.0], index=pd.bdate_range("2024-01-02", periods=2))
+    html = write_report(
+        tmp_path, title="tiny", equity=equity, benchmark=None, orders=None,
+        metrics=compute_metrics(equity, trades=0), notes=[],
+    ).read_text(encoding="utf-8")  # fmt: skip
+    assert "No orders were placed." in html and "No drawdown." in html
+    assert "<h2>Monthly and yearly returns</h2>" in html and "1.00%" in html
