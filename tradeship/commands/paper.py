@@ -16,9 +16,15 @@ Run an exported module (tradeship export) against APCA_API_BASE_URL: the local s
 APCA_API_KEY_ID / APCA_API_SECRET_KEY. Paper by default: Alpaca's live URL is refused
 unless TRADESHIP_PAPER=0 and TRADESHIP_ALLOW_LIVE=1.
 
-Each run reads bars before the current session, decides, and trades the difference with
-deterministic client order ids, so running the same slot twice never orders twice. Every
-run is journaled (TRADESHIP_JOURNAL, default sqlite under ~/.cache/tradeship): see
+Each run reads bars before the session it trades in, decides, and trades the difference
+with deterministic client order ids, so running the same slot twice never orders twice.
+It acts at the BROKER's clock (Alpaca's /v2/clock, the sandbox's simulated clock): --now
+(or TRADESHIP_NOW) more than 5 minutes off it is refused, except with --dry-run (replay).
+Orders follow the module's FILL, the backtest's fill assumption: "open" sends
+market-on-open (opg) orders, before 09:28 New York (after a close: for the next
+session); "close" market-on-close (cls) orders, before 10 minutes ahead of the close;
+"market" plain market orders, which do NOT fill at the backtest's price. Every run is
+journaled (TRADESHIP_JOURNAL, default sqlite under ~/.cache/tradeship): see
 `tradeship journal`.
 
 Without --once it runs on the module's SCHEDULE (New York time) until Ctrl-C.
@@ -28,10 +34,12 @@ _MAX_RUN_NOTIONAL, _MAX_ORDERS block a run that breaches them.
 """
 
 EXAMPLE = """\
-example (offline, against the sandbox on a simulated 2024-06-03):
-  tradeship sandbox --date 2024-06-03 &
+example (offline, against the sandbox; an export with FILL "open" runs before the open):
+  tradeship sandbox --date 2024-05-31 &      # its clock: Friday 15:00 New York
   export APCA_API_BASE_URL=http://127.0.0.1:8765 APCA_API_KEY_ID=... APCA_API_SECRET_KEY=...
-  tradeship paper --module build/strategy.py --source demo --now 2024-06-03T15:00 --once
+  curl -X POST "$APCA_API_BASE_URL/sandbox/clock" -H "APCA-API-KEY-ID: $APCA_API_KEY_ID" \\
+      -H "APCA-API-SECRET-KEY: $APCA_API_SECRET_KEY" -d '{"time": "2024-06-03T09:00"}'
+  tradeship paper --module build/strategy.py --source demo --once   # opg orders for 09:30
 """
 
 
