@@ -174,14 +174,14 @@ def test_faults_reach_the_bars_path(sandbox):
 
 
 def test_the_live_history_frame_is_to_history():
-    """DecisionDriver's live history (rebuilt from feed lines) is marketdata's frame,
+    """A live history rebuilt from feed lines (datetimes, float lists) is marketdata's frame,
     including gaps (forward-filled, volume 0) and symbols that start late (NaN)."""
     data = load("demo", ["SYN000", "SYN001", "SYN002"], "2024-01-02", "2024-03-28")
     bars = {s: f.copy() for s, f in data.bars.items()}
     bars["SYN001"] = bars["SYN001"].drop(bars["SYN001"].index[[5, 6, 20]])  # gaps
     bars["SYN002"] = bars["SYN002"].iloc[30:]  # starts late
     expected = to_history(bars)
-    rebuilt = {  # as the driver rebuilds them from a feed's lines: datetimes, float lists
+    rebuilt = {  # as rebuilt from a feed's lines: datetimes, float lists
         s: bars_frame(
             list(f.index.to_pydatetime()),
             {c: list(f[c]) for c in ("open", "high", "low", "close", "volume")},

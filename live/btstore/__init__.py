@@ -36,10 +36,12 @@ quote-driven ``next()``.
 **Backfill, then live.** The first poll fetches ``fromdate`` through the latest completed
 session. Every bar but the last is delivered with data status ``DELAYED``; the latest
 completed session is ``LIVE`` (Backtrader calls ``notify_data`` with each change). The
-broker refuses (``Rejected``) any order placed on a bar that is not live, and
-`strategies.bt_driver.DecisionDriver` does not even decide on one: backfilled bars reach
-``next()``, but never trade. The live bar decides for the next session: after the close
-its orders wait at Alpaca and fill at the next open, like the backtest's.
+broker refuses (``Rejected``) any order placed on a bar that is not live, and `tradeship
+live` (`tradeship.commands.live.live_strategy_class`) runs the strategy's ``next()`` on
+live bars only: backfilled bars warm its indicators, never trade. The live bar decides for
+the next session: after the close its orders wait at Alpaca and fill at the next open,
+like the backtest's. Every order is journaled (`live.journal`, the broker's ``journal``
+param) before it is sent and with Alpaca's answer after, as an exported run() journals.
 
 **Bars equal historical bars.** Live bars are not built from ticks or quotes: each is
 the Market Data API's own daily bar, fetched after the session closed, adjusted

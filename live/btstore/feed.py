@@ -160,7 +160,7 @@ class AlpacaData(DataBase):
     def readjust(self, price: float, volume: float) -> None:
         """Rescale every bar this feed holds (delivered and queued) after a corporate action:
         prices by `price`, volume by `volume`. Indicator values already computed keep the
-        old basis; `DecisionDriver` rebuilds its history from the lines, so it does not."""
+        old basis (a history rebuilt from the lines, `strategies.history`, does not)."""
         for name in ("open", "high", "low", "close", "volume"):
             array = getattr(self.lines, name).array
             factor = volume if name == "volume" else price
