@@ -122,6 +122,21 @@ def test_bars_with_extreme_times_are_not_server_errors(sandbox):
         assert answer.status_code in (200, 422), (query, answer.text)
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v2/account/activities?date=9999-12-31",
+        "/v2/account/activities?date=0001-01-01",
+        "/v2/account/activities/FILL?until=9999-12-31T23:59:59-12:00",
+        "/v2/account/portfolio/history?date_end=9999-12-31&period=100A",
+        "/v2/account/portfolio/history?date_end=0001-01-01",
+    ],
+)
+def test_activities_and_history_at_the_ends_of_time(sandbox, path):
+    answer = call(sandbox, "GET", path)
+    assert answer.status_code in (200, 422), answer.text
+
+
 def test_the_clock_cannot_leave_the_data(sandbox):
     far = call(sandbox, "POST", "/sandbox/clock", json={"time": "2200-01-01T10:00:00"})
     assert far.status_code == 409 and "no market data" in far.json()["message"]

@@ -1385,6 +1385,8 @@ class SandboxBroker:
         lo = hi = None
         if date:
             day = parse_day(date, "date")
+            if not dt.date.min < day < dt.date.max:
+                return []
             lo = timestamp(bar_timestamp(day) - dt.timedelta(microseconds=1))
             hi = timestamp(bar_timestamp(day + dt.timedelta(days=1)))
         if after:
@@ -1446,7 +1448,8 @@ class SandboxBroker:
         if date_end:
             last = min(last, parse_day(date_end, "date_end"))
         created = clk.ny_date(clk.parse_instant(self.store.get_meta("created_at") or ""))
-        first = max(last - dt.timedelta(days=int(number) * units[unit] - 1), created)
+        span = dt.timedelta(days=int(number) * units[unit] - 1)
+        first = created if last - created <= span else last - span  # no date underflow
         days = clk.sessions_between(first, last) if first <= last else []
         base = self._initial_cash()
         if days:
