@@ -44,12 +44,18 @@ def replay_bar(
     *,
     warmup: int | None = None,
     forecaster: Forecaster | None = None,
+    fitter: str | None = None,
     fill: str = "open",
     cash_buffer: float = 0.01,
     fractional: bool = False,
     members: pd.DataFrame | None = None,
 ) -> BarDecision | None:
-    """What `cls` asks for at the last bar of `history`, for the session of `now`."""
+    """What `cls` asks for at the last bar of `history`, for the session of `now`.
+
+    `forecaster` makes its Prophet forecasts (default: fitted here, one by one, with
+    `fitter`: "prophet" or "fast", as the backtest that verified it did); `members` is the
+    universe's membership on every bar's next session (None: every symbol, always).
+    """
     session = decision_session(now)
     if not len(history.index):
         raise ValueError("no completed bars to decide on")
@@ -64,7 +70,7 @@ def replay_bar(
     if unknown:
         raise ValueError(f"the book holds {', '.join(unknown)}, which the history does not cover")
     context = RunContext(
-        forecaster=forecaster or ProphetForecaster(),
+        forecaster=forecaster or ProphetForecaster(fitter=fitter),
         fill=fill if fill in FILL_MODES else "open",  # "market": sized and decided alike
         cash_buffer=cash_buffer,
         fractional=fractional,
