@@ -243,13 +243,14 @@ def _optional_imports(spec: ExportSpec, carried: list[str], contract: Contract) 
         for kind, module in sorted(SOURCE_MODULES.items())
         if kind not in carried
     }
-    if "fitter" in contract.replay_kwargs:  # decide() passes FITTER: the other one is unused
-        for fitter, name in sorted(FITTER_IMPORTS.items()):
-            if fitter != spec.fitter:
-                optional[name] = (
-                    f"this export fits forecasts with the {spec.fitter!r} fitter and carries "
-                    f"nothing of the {fitter!r} one: export it again with fitter={fitter!r}"
-                )
+    # decide() passes FITTER when the replay takes it; otherwise the replay fits with Prophet
+    fitter = spec.fitter if "fitter" in contract.replay_kwargs else "prophet"
+    for other, name in sorted(FITTER_IMPORTS.items()):
+        if other != fitter:
+            optional[name] = (
+                f"this export fits forecasts with the {fitter!r} fitter and carries nothing "
+                f"of the {other!r} one: export it again with fitter={other!r}"
+            )
     return optional
 
 
