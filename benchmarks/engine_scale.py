@@ -125,8 +125,8 @@ def backtest(config, forecasts: Path, out: Path) -> tuple[float, dict, dict[str,
         result = runner.run_backtest(config, forecaster=forecaster)
         stats = dict(forecaster.stats)
     seconds = time.perf_counter() - started
-    folder = runner.write_outputs(result, out)
-    files = {name: (folder / name).read_bytes() for name in ("decisions.csv", "orders.csv")}
+    runner.write_outputs(result, out)
+    files = {name: (out / name).read_bytes() for name in ("decisions.csv", "orders.csv")}
     return seconds, stats, files
 
 
@@ -173,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--symbols", type=int, default=0, help="first N symbols (0: all)")
     parser.add_argument("--windows", type=int, default=100)
     parser.add_argument("--engine-options", action="store_true")
+    parser.add_argument("--keep", metavar="DIR", help="copy the runs' outputs to DIR")
     args = parser.parse_args(argv)
     if not PARQUET.is_file():
         print(f"shared S&P 500 data not found at {PARQUET}", file=sys.stderr)
@@ -224,6 +225,13 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"engine {name}: {seconds:.1f}s (warm {warm_s:.1f}s) identical={same}")
                 except Exception as exc:  # an option the engine cannot run under
                     print(f"engine {name}: fails ({type(exc).__name__}: {exc})")
+        if args.keep:
+            shutil.copytree(
+                root,
+                args.keep,
+                dirs_exist_ok=True,
+                ignore=shutil.ignore_patterns("*.json", "*.parquet"),
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return 0

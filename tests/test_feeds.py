@@ -110,7 +110,8 @@ def _backtest_outputs(tmp_path, monkeypatch, feeds, config, cache) -> dict[str, 
     monkeypatch.setattr(engine, "history_feeds", feeds)
     with FastForecaster(ForecastCache(cache), workers=1, fitter="fast") as forecaster:
         result = run_backtest(config, forecaster=forecaster)
-    out = write_outputs(result, tmp_path / feeds.__name__)
+    out = tmp_path / feeds.__name__
+    write_outputs(result, out)
     return {name: (out / name).read_bytes() for name in ("decisions.csv", "orders.csv")}
 
 
