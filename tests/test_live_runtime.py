@@ -14,6 +14,7 @@ import backtrader as bt
 import httpx
 import pandas as pd
 import pytest
+from shared_data import SP500_PARQUET, needs_parquet
 
 from backtests.broker import configure_broker
 from live.execution import shares_for_weights
@@ -62,9 +63,11 @@ def env(tmp_path, monkeypatch):
     return tmp_path
 
 
-def start_sandbox(tmp_path, monkeypatch, date: str, source: str = "demo") -> SandboxServer:
+def start_sandbox(
+    tmp_path, monkeypatch, date: str, source: str = "demo", symbols: list[str] = SYMBOLS
+) -> SandboxServer:
     server = SandboxServer(
-        tmp_path / "sandbox.db", date=date, source=source, cash=CASH, symbols=SYMBOLS
+        tmp_path / "sandbox.db", date=date, source=source, cash=CASH, symbols=symbols
     )
     server.__enter__()
     monkeypatch.setenv("APCA_API_BASE_URL", server.base_url)
@@ -98,11 +101,11 @@ def all_orders(server: SandboxServer) -> list:
     return server.trading_client().get_orders(request)
 
 
-def run(**kwargs) -> list[dict]:
+def run(symbols: list[str] = SYMBOLS, **kwargs) -> list[dict]:
     """An exported module's run(): its decide() with the bars it reads (shares contract)."""
     return run_strategy(
         top_momentum_decide,
-        SYMBOLS,
+        symbols,
         warmup_bars=6,
         strategy_name="top_momentum",
         strategy_id="top-momentum-1",
@@ -238,8 +241,10 @@ class BacktestSide(bt.Strategy):
             )
 
 
-def backtest_fills(first: str, last: str, fill: str) -> list[tuple]:
-    data = load("demo", SYMBOLS, "2024-04-01", last)
+def backtest_fills(
+    first: str, last: str, fill: str, source: str = "demo", symbols: list[str] = SYMBOLS
+) -> list[tuple]:
+    data = load(source, symbols, pd.Timestamp(first) - pd.Timedelta(days=60), last)
     history = to_history(data.bars)
     cerebro = bt.Cerebro(stdstats=False)
     cerebro.broker.setcash(CASH)
@@ -249,7 +254,7 @@ def backtest_fills(first: str, last: str, fill: str) -> list[tuple]:
         slippage = 0.0
 
     configure_broker(cerebro, Config())
-    for symbol in SYMBOLS:
+    for symbol in symbols:
         frame = history.xs(symbol, axis=1, level="symbol")
         cerebro.adddata(bt.feeds.PandasData(dataname=frame), name=symbol)
     fills: list = []
@@ -262,6 +267,38 @@ def backtest_fills(first: str, last: str, fill: str) -> list[tuple]:
     return sorted(f for f in fills if first <= f[0] <= last)
 
 
+def paper_fills(server: SandboxServer) -> list[tuple]:
+    """Every order at the broker, which must all be filled, as backtest-like fill rows."""
+    fills = []
+    for order in all_orders(server):
+        assert order.status.value == "filled", (order.symbol, order.status)
+        fills.append(
+            (
+                pd.Timestamp(order.filled_at).tz_convert("America/New_York").date().isoformat(),
+                order.symbol,
+                order.side.value,
+                float(order.filled_qty),
+                float(order.filled_avg_price),
+            )
+        )
+    return sorted(fills)
+
+
+def trade_sessions(server, sessions, fill, tif, run_at, filled_by, **kwargs) -> None:
+    for day in sessions:
+        set_clock(server, f"{day}T{run_at}")
+        sent = run(fill=fill, **kwargs)
+        assert sent and {o["time_in_force"] for o in sent} == {tif}
+        set_clock(server, f"{day}T{filled_by}")  # the open (close) crosses: they fill
+
+
+def assert_same_fills(paper: list[tuple], backtest: list[tuple]) -> None:
+    assert [f[:4] for f in paper] == [f[:4] for f in backtest]
+    assert all(
+        math.isclose(p[4], b[4], rel_tol=1e-12) for p, b in zip(paper, backtest, strict=True)
+    )
+
+
 @pytest.mark.parametrize(
     ("fill", "tif", "run_at", "filled_by"),
     [("open", "opg", "09:00", "09:31"), ("close", "cls", "15:00", "16:01")],
@@ -272,29 +309,29 @@ def test_paper_fills_equal_the_backtest_fills(sandbox, fill, tif, run_at, filled
     sessions = ["2024-06-03", "2024-06-04", "2024-06-05", "2024-06-06"]
     backtest = backtest_fills(sessions[0], sessions[-1], fill)
     # both start flat with the same cash on 2024-06-03 (bars before it only warm up)
-    paper = []
-    for day in sessions:
-        set_clock(sandbox, f"{day}T{run_at}")
-        sent = run(source="demo", fill=fill)
-        assert sent and {o["time_in_force"] for o in sent} == {tif}
-        set_clock(sandbox, f"{day}T{filled_by}")  # the open (close) crosses: they fill
-    for order in all_orders(sandbox):
-        assert order.status.value == "filled", (order.symbol, order.status)
-        paper.append(
-            (
-                pd.Timestamp(order.filled_at).tz_convert("America/New_York").date().isoformat(),
-                order.symbol,
-                order.side.value,
-                float(order.filled_qty),
-                float(order.filled_avg_price),
-            )
-        )
-    paper.sort()
+    trade_sessions(sandbox, sessions, fill, tif, run_at, filled_by, source="demo")
     assert len(backtest) >= 6 and {f[0] for f in backtest} >= set(sessions[:2])
-    assert [f[:4] for f in paper] == [f[:4] for f in backtest]
-    assert all(
-        math.isclose(p[4], b[4], rel_tol=1e-12) for p, b in zip(paper, backtest, strict=True)
-    )
+    assert_same_fills(paper_fills(sandbox), backtest)
+
+
+REAL = ["AAPL", "MSFT", "JPM", "XOM", "KO", "PG", "NVDA", "WMT"]
+
+
+@needs_parquet
+def test_opg_paper_fills_equal_the_backtest_fills_on_real_sp500_data(env, monkeypatch):
+    """The same proof on the shared S&P 500 data, five sessions of June 2019."""
+    source = f"parquet:{SP500_PARQUET}"
+    sessions = ["2019-06-10", "2019-06-11", "2019-06-12", "2019-06-13", "2019-06-14"]
+    backtest = backtest_fills(sessions[0], sessions[-1], "open", source, REAL)
+    server = start_sandbox(env, monkeypatch, "2019-06-07", source, REAL)
+    try:
+        trade_sessions(
+            server, sessions, "open", "opg", "09:00", "09:31", source=source, symbols=REAL
+        )
+        assert len(backtest) >= 8
+        assert_same_fills(paper_fills(server), backtest)
+    finally:
+        server.__exit__(None, None, None)
 
 
 # -- item 8: the exported entry point parses its arguments --------------------------------
