@@ -61,6 +61,7 @@ def test_live_orders_are_journaled_before_and_after_they_are_sent(sandbox, tmp_p
     assert len(store.broker.sent) == 1  # the live bar (2024-06-04) only; backfill never trades
     (run,) = journal.recent_runs(5)
     assert (run["strategy_id"], run["slot"], run["status"]) == ("buy-one", "20240605", "done")
+    assert run["as_of"].startswith("2024-06-05T15:00")  # the broker's clock, not the machine's
     (order,) = run["orders"]
     assert (order["symbol"], order["side"], order["qty"], order["state"]) == (
         "SYN004",

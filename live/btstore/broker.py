@@ -339,7 +339,7 @@ class AlpacaBroker(BrokerBase):
                     "run_id": run_id,
                     "strategy_id": self.p.strategy_id,
                     "slot": slot,
-                    "as_of": dt.datetime.now(dt.UTC).isoformat(),
+                    "as_of": (self.store.clock_time or dt.datetime.now(dt.UTC)).isoformat(),
                     "dry_run": False,
                     "strategy_hash": "",
                     "message": "tradeship live (Backtrader)",

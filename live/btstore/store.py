@@ -137,6 +137,7 @@ class AlpacaStore:
         self._order: list[Any] | None = None  # the feeds in Cerebro's delivery order
         self._next_poll = 0.0
         self._due: dt.date | None = None  # last completed session at the last good poll
+        self.clock_time: dt.datetime | None = None  # the broker's clock at the last good poll
         self._published_through: dt.date | None = None
         self._first_due: dt.date | None = None  # what "historical" feeds stop at
         self._waiting: dict[dt.date, float] = {}  # session -> when it was first incomplete
@@ -244,6 +245,7 @@ class AlpacaStore:
             now = clock.timestamp
             if now.tzinfo is None:
                 now = now.replace(tzinfo=NEW_YORK)
+            self.clock_time = now
             due = self.calendar.last_completed(now, self.settle)
             self.calendar.next_session(due)  # cached now: strategies ask it in next()
             if self._first_due is None:
