@@ -7,6 +7,22 @@ backtest's decision for t saw, so the two decide on identical inputs.
 A run never places an order it cannot account for: the kill switch, a closed market, a
 blocked account, stale data or a breached risk limit each end it with a clear message and
 zero orders, and every order is journaled before it is sent (see live.journal).
+
+The rules it keeps (issue #12):
+
+- **The broker's clock is the truth.** A run that can place orders acts at the broker's
+  time (`/v2/clock`); a `now`/TRADESHIP_NOW more than `TRADESHIP_CLOCK_TOLERANCE` (300 s)
+  away is refused. Dry runs may replay any moment.
+- **Every symbol is current.** Each symbol's own last bar must be the previous session
+  (the history frame forward-fills; the check reads each symbol's raw bars).
+- **Fills where the backtest filled.** `fill="open"`: market-on-open (opg) orders, sent
+  before 09:28 New York; `"close"`: market-on-close (cls), before the close minus 10
+  minutes; `"market"`: plain market orders, which do not fill at the backtest's price.
+- **One sizing, one plan, one gate** (`live.execution`, `live.risk`): the book valued at
+  the last close, target shares, `target - (position + open orders)`, the limits judged on
+  the book the orders leave.
+- **Partial fills.** An order that filled in part and expired is completed by the next
+  run of the strategy (see `unfinished_targets`).
 """
 
 from __future__ import annotations
