@@ -212,6 +212,8 @@ def certify_bundle(
     # the module's own pins (Lambda's requirements.txt lists every distribution in the zip)
     pins = manifest.get("pins") or list(module.requirements)
     names = sorted({normalise(p.split("==")[0]) for p in pins if "==" in p})
+    # and every other distribution the bundle lists (Lambda: all that the zip holds)
+    listed = sorted({normalise(r.split("==")[0]) for r in module.requirements} - set(names))
     with tempfile.TemporaryDirectory(prefix="tradeship-verify-") as scratch_name:
         scratch = Path(scratch_name)
         if target == "lambda":
@@ -223,14 +225,18 @@ def certify_bundle(
         log(f"backtesting {module.strategy_name} on {spec.source} ({spec.start}..{spec.end})")
         result = backtest_module(module.path, spec, forecaster=forecaster, progress=progress)
         log(f"replaying {len(result.decided)} decisions under python{python} -I -S ...")
-        answer, report = replay_in(env, result, names)
-    backtest_versions = _host_versions(names)
-    drift = {
-        name: [backtest_versions[name], answer["versions"].get(name)]
-        for name in names
-        if answer["versions"].get(name) is not None
-        and answer["versions"].get(name) != backtest_versions[name]
-    }
+        answer, report = replay_in(env, result, names + listed)
+    backtest_versions = _host_versions(names + listed)
+
+    def differing(among: list[str]) -> dict[str, list[str | None]]:
+        return {
+            name: [backtest_versions[name], answer["versions"].get(name)]
+            for name in among
+            if answer["versions"].get(name) is not None
+            and backtest_versions[name] is not None
+            and answer["versions"].get(name) != backtest_versions[name]
+        }
+
     lines = report.lines()
     certificate: dict[str, Any] = {
         "result": lines[0],
@@ -242,10 +248,11 @@ def certify_bundle(
         "python": answer["python"],
         "flags": "-I -S" if answer["isolated"] and answer["no_site"] else "not isolated",
         "sys_path": env.described,
-        "versions": {k: v for k, v in answer["versions"].items() if v is not None},
+        "versions": {k: answer["versions"][k] for k in names if answer["versions"].get(k)},
         "backtest_python": ".".join(map(str, sys.version_info[:3])),
-        "backtest_versions": {k: v for k, v in backtest_versions.items() if v is not None},
-        "version_drift": drift,
+        "backtest_versions": {k: backtest_versions[k] for k in names if backtest_versions[k]},
+        "version_drift": differing(names),  # the pins: empty unless --allow-version-drift
+        "unpinned_differences": differing(listed),  # dependencies the pins do not name
         "module_sha256": module.sha256,
         "fill": module.fill,
         "data": {
