@@ -5,6 +5,7 @@ dividends (yfinance ``auto_adjust=True`` convention) on NYSE sessions.
 """
 
 import importlib
+from typing import Any
 
 from marketdata.calendar import is_session, nyse_sessions, previous_session
 from marketdata.errors import DataError
@@ -42,7 +43,8 @@ __all__ = [
 __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
+    """The names of `_LAZY`, imported from their module on first use."""
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'marketdata' has no attribute {name!r}")

@@ -164,7 +164,8 @@ def test_a_user_strategy_over_their_modules_and_a_merged_package_runs_alone(tmp_
         "userlib.util",  # reached by `from . import util`
     }
     assert user <= embedded
-    assert {"strategies", "strategies.rebalance", "live.runtime", "marketdata.demo"} <= embedded
+    ours = {"strategies", "strategies.rebalance", "tradeship", "live.runtime", "marketdata.demo"}
+    assert ours <= embedded and "tradeship.cli" not in embedded
     # readers of sources the export is not made for stay out, and so do their pins
     assert not {"marketdata.yahoo", "marketdata.csv_source", "marketdata.parquet_source"} & embedded
     assert not any(r.lower().startswith("yfinance==") for r in compiled.requirements)
