@@ -44,6 +44,7 @@ def build_export(
         [(f"parameter {k}", str(v)) for k, v in params.items()]
         + [("source", default_source)]
         + [("symbol", s) for s in symbols]
+        + ([("universe", json.dumps(universe, sort_keys=True))] if universe is not None else [])
     )
     if findings:
         raise ExportError(

@@ -78,6 +78,10 @@ def test_export_refuses_anything_that_looks_like_a_secret(tmp_path):
         build_export(
             "prophet_momentum", {}, DEMO_SYMBOLS, default_source="csv:/data?token=abcdefghijklmnop"
         )
+    with pytest.raises(ExportError, match="universe: the value looks like a credential"):
+        build_export(
+            "prophet_momentum", {}, DEMO_SYMBOLS, universe={"rule": "AccountKey=" + "A" * 24}
+        )
 
 
 def test_verify_parity_on_demo_reports_zero_mismatches(tmp_path, capsys):
