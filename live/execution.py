@@ -65,6 +65,35 @@ def client_order_id(strategy_id: str, account: str, slot: str, symbol: str, side
     return f"{prefix[: CLIENT_ORDER_ID_MAX - 17]}-{digest[:16]}"
 
 
+def planned_order(
+    symbol: str,
+    side: str,
+    qty: float,
+    price: float,
+    *,
+    strategy_id: str,
+    account: str,
+    slot: str,
+    time_in_force: str = "day",
+    id_slot: str | None = None,
+) -> PlannedOrder:
+    """One order of a decision slot with its deterministic ids (both live paths build
+    orders here). `id_slot` (default `slot`) names a second order of the same slot, symbol
+    and side (the Backtrader store's ``-2``); only a first order knows its opposite id."""
+    other = "sell" if side == "buy" else "buy"
+    return PlannedOrder(
+        symbol,
+        side,
+        float(qty),
+        client_order_id(strategy_id, account, id_slot or slot, symbol, side),
+        float(price),
+        client_order_id(strategy_id, account, slot, symbol, other)
+        if id_slot in (None, slot)
+        else "",
+        time_in_force,
+    )
+
+
 def value_at_close(
     cash: float, positions: Mapping[str, float], prices: Mapping[str, float]
 ) -> float:
@@ -167,16 +196,16 @@ def plan_orders(
         if delta != int(delta) and abs(delta) * price < min_notional:
             continue
         side = "buy" if delta > 0 else "sell"
-        other = "sell" if side == "buy" else "buy"
         orders.append(
-            PlannedOrder(
+            planned_order(
                 symbol,
                 side,
                 abs(delta),
-                client_order_id(strategy_id, account, slot, symbol, side),
                 price,
-                client_order_id(strategy_id, account, slot, symbol, other),
-                time_in_force,
+                strategy_id=strategy_id,
+                account=account,
+                slot=slot,
+                time_in_force=time_in_force,
             )
         )
     return sorted(orders, key=lambda o: (o.side != "sell", o.symbol))

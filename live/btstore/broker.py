@@ -38,7 +38,7 @@ from backtrader.position import Position
 from live.alpaca_broker import BrokerError, BrokerRejected
 from live.btstore.sessions import NEW_YORK
 from live.btstore.store import AlpacaStore
-from live.execution import PlannedOrder, client_order_id, value_at_close
+from live.execution import PlannedOrder, planned_order, value_at_close
 from live.risk import pretrade_problems, trading_refusal
 
 OPEN = frozenset({"new", "accepted", "pending_new", "accepted_for_bidding", "calculated"})
@@ -386,18 +386,15 @@ class AlpacaBroker(BrokerBase):
             return self._refuse(order, f"{symbol}: quantity {order.created.size} rounds to 0")
         self._slot_seq[(slot, symbol, side)] += 1
         seq = self._slot_seq[(slot, symbol, side)]
-        slot_key = slot if seq == 1 else f"{slot}-{seq}"
-        other = "sell" if side == "buy" else "buy"
-        account_id = str(self.account.get("id", ""))
-        planned = PlannedOrder(
+        planned = planned_order(
             symbol,
             side,
             qty,
-            client_order_id(self.p.strategy_id, account_id, slot_key, symbol, side),
             float(self._price(symbol)),
-            client_order_id(self.p.strategy_id, account_id, slot, symbol, other)
-            if seq == 1
-            else "",
+            strategy_id=self.p.strategy_id,
+            account=str(self.account.get("id", "")),
+            slot=slot,
+            id_slot=slot if seq == 1 else f"{slot}-{seq}",
         )
         prior = self._slot_orders[slot]
         breached = sorted(set(self._risk(prior + [planned])) - set(self._risk(prior)))
