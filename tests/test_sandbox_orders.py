@@ -26,6 +26,7 @@ from alpaca.trading.requests import (
     MarketOrderRequest,
     ReplaceOrderRequest,
     StopOrderRequest,
+    TrailingStopOrderRequest,
 )
 
 from live.sandbox import SandboxServer, fills
@@ -159,6 +160,48 @@ def test_stop_order_and_gtc_limit_that_persists(sandbox, client):
     assert client.get_order_by_id(gtc.id).status == OrderStatus.NEW  # gtc: still working
     clock(sandbox, f"{THIRD}T17:00")
     assert client.get_order_by_id(gtc.id).status == OrderStatus.NEW
+
+
+def test_trailing_stop_follows_the_high_water_mark(sandbox, client):
+    market(client, "SYN001", 10)
+    clock(sandbox, f"{DAY}T20:00")  # bought at DAY's close, the watermark's start
+    trailing = client.submit_order(
+        TrailingStopOrderRequest(
+            symbol="SYN001",
+            qty=10,
+            side=OrderSide.SELL,
+            time_in_force=TimeInForce.GTC,
+            trail_price=0.5,
+        )  # fmt: skip
+    )
+    start = Decimal(repr(price("SYN001", DAY, "close")))
+    assert Decimal(trailing.hwm) == start
+    assert Decimal(trailing.stop_price) == start - Decimal("0.5")
+    opening = Decimal(repr(price("SYN001", NEXT, "open")))
+    low = Decimal(repr(price("SYN001", NEXT, "low")))
+    clock(sandbox, f"{NEXT}T17:00")
+    done = client.get_order_by_id(trailing.id)
+    if opening <= start - Decimal("0.5"):  # gapped through the stop
+        expected, at = opening, f"{NEXT}T09:30"
+    else:
+        stop = max(start, opening) - Decimal("0.5")  # the open moved the watermark
+        if low > stop:
+            pytest.skip("SYN001 did not fall 0.5 below its high-water mark on " + NEXT)
+        expected, at = stop, f"{NEXT}T16:00"
+    assert done.status == OrderStatus.FILLED
+    assert Decimal(done.filled_avg_price) == expected and done.filled_at == ny(at)
+    assert done.trail_price == "0.5"
+    with pytest.raises(APIError) as bad:  # exactly one of trail_price / trail_percent
+        client.submit_order(
+            TrailingStopOrderRequest(
+                symbol="SYN001",
+                qty=1,
+                side=OrderSide.BUY,
+                time_in_force=TimeInForce.OPG,
+                trail_percent=1,
+            )  # fmt: skip
+        )
+    assert bad.value.status_code == 422
 
 
 def test_cls_orders_close_at_the_cut_off(sandbox, client):
@@ -312,7 +355,7 @@ def test_a_schema_1_database_is_migrated(tmp_path):
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
         conn.execute("DELETE FROM meta WHERE key = 'account_type'")
         for column in ("limit_price", "stop_price", "replaced_at", "replaced_by", "replaces",
-                       "position_intent"):  # fmt: skip
+                       "position_intent", "trail_price", "trail_percent", "hwm"):  # fmt: skip
             conn.execute(f"ALTER TABLE orders DROP COLUMN {column}")
     with SandboxServer(db) as box:
         client = box.trading_client()

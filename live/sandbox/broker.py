@@ -571,6 +571,9 @@ class SandboxBroker:
             outcome = fills.at_close(row, bar, during)
         if outcome.becomes is not None:
             return {"type": outcome.becomes, "stop_price": None, "updated_at": stamp}
+        if outcome.hwm is not None:  # a trailing stop moved, still working
+            stop = fills.trailing_stop_price(row, outcome.hwm)
+            return {"hwm": decimal_text(outcome.hwm), "stop_price": decimal_text(stop)}
         if outcome.status == "expired":
             return {"status": "expired", "expired_at": stamp, "updated_at": stamp}
         if outcome.status == "canceled":
@@ -1036,6 +1039,18 @@ class SandboxBroker:
             "extended_hours": False,
             "legs": None,
             "expires_at": row["expires_at"],
+        } | self._trail_json(row)
+
+    @staticmethod
+    def _trail_json(row: dict[str, Any]) -> dict[str, Any]:
+        """`trail_price`/`trail_percent`/`hwm` for trailing stops only: the spec makes them
+        non-nullable strings and alpaca-py defaults them to None, so others omit them."""
+        if row["type"] != "trailing_stop":
+            return {}
+        return {
+            name: row.get(name)
+            for name in ("trail_price", "trail_percent", "hwm")
+            if row.get(name) is not None
         }
 
     def _check_window(self, tif: str, now: dt.datetime) -> dt.date:
@@ -1144,7 +1159,8 @@ class SandboxBroker:
         self._check_day_trade(request, p, ledger)
         intent = self._check_affordable(request, self._mark(request.symbol, p), p, ledger)
         stamp = timestamp(now)
-        row = {
+        mark = self._mark(request.symbol, p)
+        row: dict[str, Any] = {
             "id": str(uuid.uuid4()),
             "client_order_id": request.client_order_id,
             "symbol": request.symbol,
@@ -1158,6 +1174,12 @@ class SandboxBroker:
             if request.limit_price is None
             else decimal_text(request.limit_price),
             "stop_price": None if request.stop_price is None else decimal_text(request.stop_price),
+            "trail_price": None
+            if request.trail_price is None
+            else decimal_text(request.trail_price),
+            "trail_percent": None
+            if request.trail_percent is None
+            else decimal_text(request.trail_percent),
             "status": "accepted",
             "created_at": stamp,
             "updated_at": stamp,
@@ -1169,6 +1191,9 @@ class SandboxBroker:
             if request.time_in_force in ("day", "opg", "cls")
             else None,
         }
+        if request.type == "trailing_stop":  # the watermark starts at the last known price
+            row["hwm"] = decimal_text(mark)
+            row["stop_price"] = decimal_text(fills.trailing_stop_price(row, mark))
         with self.store.transaction() as conn:
             if replaces is not None:
                 self.store.update_order(
@@ -1199,7 +1224,8 @@ class SandboxBroker:
             qty = parse_decimal(body.get("qty"), "qty", QTY_PLACES, MAX_QTY)
             limit = parse_price(body.get("limit_price"), "limit_price")
             stop = parse_price(body.get("stop_price"), "stop_price")
-            if body.get("trail") not in (None, ""):
+            trail = body.get("trail")
+            if trail not in (None, "") and row["type"] != "trailing_stop":
                 raise unprocessable("only trailing stop orders take trail")
             if limit is not None and row["type"] not in ("limit", "stop_limit"):
                 raise unprocessable(f"a {row['type']} order has no limit_price to replace")
@@ -1218,6 +1244,10 @@ class SandboxBroker:
                 "stop_price": str(stop) if stop is not None else row["stop_price"],
                 "client_order_id": client_order_id,
             }
+            if row["type"] == "trailing_stop":
+                which = "trail_price" if row["trail_price"] is not None else "trail_percent"
+                merged["stop_price"] = None
+                merged[which] = trail if trail not in (None, "") else row[which]
             request = parse_order_request(merged)
             # the old order's reservation must not count against its own replacement
             with self.store.transaction() as conn:

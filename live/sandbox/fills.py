@@ -21,6 +21,9 @@ at some unknown moment in between. So an order can only fill at one of those two
   is never better than the limit. `day` orders still open after the close expire there;
   `gtc` orders go on; `ioc`/`fok` orders that could not fill at their first price are
   canceled.
+- A **trailing stop** fills at the open if the open is through its stop; at the close it
+  is checked against the low (sell) / high (buy) with the stop as it stood, then its
+  watermark moves to the session's high (sell) / low (buy) (`_trailing`).
 
 The open and close are the same adjusted prices the backtest fills at, so `opg`/`cls`
 orders fill exactly where the backtest's orders do.
@@ -53,6 +56,7 @@ class Outcome:
     price: Decimal | None = None
     status: str | None = None  # "expired" / "canceled" when it ends unfilled
     becomes: str | None = None  # a triggered stop-limit becomes a "limit"
+    hwm: Decimal | None = None  # a trailing stop's new watermark (it did not fill)
 
 
 WAIT = Outcome()
@@ -70,9 +74,42 @@ def _dec(text: Any) -> Decimal | None:
     return None if text in (None, "") else Decimal(str(text))
 
 
+def trailing_stop_price(order: dict[str, Any], mark: Decimal) -> Decimal:
+    """The stop of a trailing stop whose watermark is `mark` (a sell trails below the
+    high-water mark, a buy above the low-water mark)."""
+    sign = -1 if order["side"] == "sell" else 1
+    if order.get("trail_price") not in (None, ""):
+        return mark + sign * Decimal(str(order["trail_price"]))
+    percent = Decimal(str(order["trail_percent"])) / 100
+    return (mark * (1 + sign * percent)).quantize(Decimal("0.0001"))
+
+
+def _trailing(order: dict[str, Any], bar: Bar, event: str) -> Outcome:
+    """A trailing stop: at the open it fills at the open if the open is through its stop,
+    else the watermark moves to the open. At the close it is checked against the session's
+    low (sell) / high (buy) with the stop as it stood before the session's extremes, then
+    the watermark moves to the high (sell) / low (buy): daily data cannot say which came
+    first, and this order never triggers on a stop that only existed after the extreme."""
+    sell = order["side"] == "sell"
+    mark = Decimal(str(order["hwm"]))
+    stop = trailing_stop_price(order, mark)
+    if event == OPEN:
+        if _stop_reached(order["side"], stop, bar.open):
+            return Outcome(price=bar.open)
+        return Outcome(hwm=max(mark, bar.open) if sell else min(mark, bar.open))
+    if _stop_reached(order["side"], stop, bar.low if sell else bar.high):
+        return Outcome(price=stop)
+    moved = max(mark, bar.high) if sell else min(mark, bar.low)
+    if order["time_in_force"] == "gtc":
+        return Outcome(hwm=moved)
+    return Outcome(status="expired")
+
+
 def at_open(order: dict[str, Any], bar: Bar) -> Outcome:
     """An order sent before this session's open meets the open price."""
     side, kind, tif = order["side"], order["type"], order["time_in_force"]
+    if kind == "trailing_stop":
+        return _trailing(order, bar, OPEN)
     limit, stop = _dec(order.get("limit_price")), _dec(order.get("stop_price"))
     if tif == "cls":
         return WAIT
@@ -99,6 +136,8 @@ def at_close(order: dict[str, Any], bar: Bar, sent_during_session: bool) -> Outc
     else expire (`day`), cancel (`ioc`/`fok`) or wait (`gtc`)."""
     side, kind, tif = order["side"], order["type"], order["time_in_force"]
     limit, stop = _dec(order.get("limit_price")), _dec(order.get("stop_price"))
+    if kind == "trailing_stop":
+        return _trailing(order, bar, CLOSE)
     if tif == "cls":
         if kind == "market" or (limit is not None and _limit_reached(side, limit, bar.close)):
             return Outcome(price=bar.close)

@@ -21,7 +21,7 @@ MAX_QTY = Decimal(10) ** 9  # shares; far above any real order, far below Decima
 MAX_NOTIONAL = Decimal(10) ** 12  # dollars
 MAX_PRICE = Decimal(10) ** 7
 MAX_CLIENT_ORDER_ID = 48
-ORDER_TYPES = ("market", "limit", "stop", "stop_limit")
+ORDER_TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
 TIME_IN_FORCE = ("day", "gtc", "opg", "cls", "ioc", "fok")
 _PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")  # no sign, exponent, "_" or spaces
 
@@ -118,6 +118,8 @@ class OrderRequest:
     limit_price: Decimal | None
     stop_price: Decimal | None
     client_order_id: str
+    trail_price: Decimal | None = None
+    trail_percent: Decimal | None = None
 
     @property
     def fractional(self) -> bool:
@@ -177,6 +179,15 @@ def parse_order_request(body: Any) -> OrderRequest:
         raise invalid(f"limit_price must not be given for {order_type} orders")
     if order_type in ("market", "limit") and stop_price is not None:
         raise invalid(f"stop_price must not be given for {order_type} orders")
+    trail_price = parse_price(body.get("trail_price"), "trail_price")
+    trail_percent = parse_decimal(body.get("trail_percent"), "trail_percent", 4, Decimal(100))
+    if order_type == "trailing_stop":
+        if (trail_price is None) == (trail_percent is None):
+            raise invalid("trailing_stop orders take exactly one of trail_price, trail_percent")
+        if tif not in ("day", "gtc"):
+            raise unprocessable("trailing_stop orders must be day or gtc orders")
+    elif trail_price is not None or trail_percent is not None:
+        raise invalid(f"trail_price/trail_percent must not be given for {order_type} orders")
     if tif in ("opg", "cls") and order_type not in ("market", "limit"):
         raise unprocessable(f"{tif} orders must be market or limit orders")
     if notional is not None and (order_type != "market" or tif != "day"):
@@ -193,6 +204,8 @@ def parse_order_request(body: Any) -> OrderRequest:
         limit_price=limit_price,
         stop_price=stop_price,
         client_order_id=client_order_id_of(body.get("client_order_id")),
+        trail_price=trail_price,
+        trail_percent=trail_percent,
     )
     if request.fractional and tif != "day":
         raise unprocessable("fractional orders must be DAY orders")

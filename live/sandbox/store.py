@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = "2"
-# columns added by schema 2 (limit/stop orders, replacement, position intent)
+# columns added by schema 2 (limit/stop/trailing orders, replacement, position intent)
 _V2_COLUMNS = (
     "limit_price",
     "stop_price",
@@ -23,6 +23,9 @@ _V2_COLUMNS = (
     "replaced_by",
     "replaces",
     "position_intent",
+    "trail_price",
+    "trail_percent",
+    "hwm",
 )
 
 _SCHEMA = """
@@ -58,7 +61,10 @@ CREATE TABLE IF NOT EXISTS orders (
     replaced_at      TEXT,
     replaced_by      TEXT,
     replaces         TEXT,
-    position_intent  TEXT
+    position_intent  TEXT,
+    trail_price      TEXT,
+    trail_percent    TEXT,
+    hwm              TEXT
 );
 CREATE INDEX IF NOT EXISTS orders_status ON orders(status);
 """
@@ -102,15 +108,20 @@ class Store:
         found = self.get_meta("schema_version")
         if found is None:
             self.set_meta({"schema_version": SCHEMA_VERSION})
-        elif found == "1":  # a schema-1 file: add the new columns, keep every order
-            with self.transaction() as db:
-                for column in _V2_COLUMNS:
-                    db.execute(f"ALTER TABLE orders ADD COLUMN {column} TEXT")
-                self.set_meta({"schema_version": SCHEMA_VERSION}, db)
-        elif found != SCHEMA_VERSION:
+        elif found not in ("1", SCHEMA_VERSION):
             raise ValueError(
                 f"{self.path}: sandbox database schema {found}, this code needs {SCHEMA_VERSION}"
             )
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """A file from an older schema gets the newer (nullable) columns; orders are kept."""
+        with self.transaction() as db:
+            have = {row["name"] for row in db.execute("PRAGMA table_info(orders)")}
+            for column in _V2_COLUMNS:
+                if column not in have:
+                    db.execute(f"ALTER TABLE orders ADD COLUMN {column} TEXT")
+            self.set_meta({"schema_version": SCHEMA_VERSION}, db)
 
     def close(self) -> None:
         with self._lock:

@@ -33,6 +33,9 @@ session's high and low at unknown moments):
                           if the low (buy) / high (sell) reached it, a stop at its stop
                           price if the high (buy) / low (sell) did; the whole session's
                           range is used even for an order sent mid-session
+  trailing_stop           at the open if through its stop; else against the low (sell) /
+                          high (buy) at the close, then the watermark moves to the high /
+                          low
 Open, close, high and low are --source's adjusted prices, the ones the backtest fills at,
 so opg/cls orders fill exactly where the backtest does. day orders expire at the close,
 gtc orders stay, ioc/fok are canceled when their first price does not fill them.
