@@ -182,6 +182,9 @@ class Collector:
         self.omit = dict(omit or {})
         self.distributions = importlib.metadata.packages_distributions()
         self.site_dirs = _site_dirs()
+        paths = sysconfig.get_paths()
+        self.stdlib_dirs = sorted({Path(paths[k]).resolve() for k in ("stdlib", "platstdlib")})
+        self.checked_stdlib: set[str] = set()
         self.found: dict[str, ModuleSource] = {}
         self.result = Collection()
 
@@ -230,6 +233,26 @@ class Collector:
         self.refuse_clash(name, resolved, text, is_package)
         return ModuleSource(name, path, text, is_package)
 
+    def refuse_stdlib_shadow(self, top: str, importer: str) -> None:
+        """A file of the user's named like a standard module would be left out: refuse it."""
+        if top in self.checked_stdlib or top in sys.builtin_module_names or top == "__future__":
+            return
+        self.checked_stdlib.add(top)
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            return
+        origin = (
+            Path(spec.origin).resolve() if spec and spec.origin not in (None, "frozen") else None
+        )
+        if origin is None or not origin.exists():
+            return
+        if not any(origin.is_relative_to(d) for d in self.stdlib_dirs + self.site_dirs):
+            raise ExportError(
+                f"{origin} (imported by {importer}) shadows the standard library's {top}: "
+                "rename it, the export would run the standard module instead"
+            )
+
     def refuse_clash(self, name: str, path: Path, text: str, is_package: bool) -> None:
         """Refuse the same full module name in two places (the export can carry one)."""
         parent, _, _ = name.rpartition(".")
@@ -268,6 +291,7 @@ class Collector:
         lineno, optional, maybe = ref.lineno, ref.optional, ref.maybe
         kind = self.kind(name)
         if kind == "stdlib":
+            self.refuse_stdlib_shadow(top_package(name), importer)
             return
         if kind == "third_party":
             if ref.lazy and top_package(name) in self.omit:

@@ -228,6 +228,13 @@ def test_what_cannot_be_embedded_is_refused_with_what_to_do(tmp_path, monkeypatc
     (tmp_path / "uses_pyc.py").write_text("import compiled_only\n")
     with pytest.raises(ExportError, match="compiled_only has no Python source"):
         collect(["uses_pyc"])
+    (tmp_path / "shadowing").mkdir()
+    (tmp_path / "shadowing" / "colorsys.py").write_text("VALUE = 1\n")
+    (tmp_path / "uses_shadow.py").write_text("import colorsys\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "shadowing"))
+    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
+    with pytest.raises(ExportError, match="shadows the standard library's colorsys"):
+        collect(["uses_shadow"])
     (tmp_path / "missing_dep.py").write_text("import not_installed_anywhere_xyz\n")
     with pytest.raises(ExportError, match="missing_dep:1: cannot find module"):
         collect(["missing_dep"])
