@@ -13,15 +13,16 @@ at exactly the open and close of the data, and an opg order refused after 09:28.
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import tempfile
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 from alpaca.common.exceptions import APIError
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest
@@ -46,16 +47,19 @@ class Walk:
         self.seen: dict[str, Any] = {}
 
     def clock(self, when: str) -> None:
-        """Move the simulated clock (naive = New York)."""
-        answer = httpx.post(
+        """Move the simulated clock (naive = New York) with the sandbox-only endpoint."""
+        request = urllib.request.Request(
             f"{self.sandbox.base_url}/sandbox/clock",
-            json={"time": when},
+            data=json.dumps({"time": when}).encode(),
             headers={
                 "APCA-API-KEY-ID": self.sandbox.key,
                 "APCA-API-SECRET-KEY": self.sandbox.secret,
+                "Content-Type": "application/json",
             },
+            method="POST",
         )
-        answer.raise_for_status()
+        with urllib.request.urlopen(request, timeout=60) as answer:  # raises on 4xx/5xx
+            answer.read()
         self.say(f"  clock -> {when}")
 
     def price(self, symbol: str, day: str, field: str) -> float:
