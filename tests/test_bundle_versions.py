@@ -201,3 +201,16 @@ def test_pypi_has_no_amazon_linux_2_wheel_of_the_pinned_numpy(module_path, tmp_p
     pin = next(p for p in read_module(module_path).requirements if p.startswith("numpy=="))
     with pytest.raises(packaging.MissingWheels, match="numpy=="):
         packaging.pip_install_for_lambda([pin], tmp_path / "target", "3.11")
+
+
+def test_cli_refuses_force_without_verify_and_a_python_azure_lacks(module_path, tmp_path, capsys):
+    import tradeship.cli as cli
+
+    base = ["bundle", "--module", str(module_path), "--out", str(tmp_path / "out")]
+    assert cli.main([*base, "--target", "container", "--force"]) == 2
+    assert "--force only applies with --verify" in capsys.readouterr().err
+    assert cli.main([*base, "--target", "azure", "--python", "3.13"]) == 2
+    assert "the azure target runs 3.11, 3.12" in capsys.readouterr().err
+    assert cli.main([*base, "--target", "container", "--allow-version-drift"]) == 0
+    out = capsys.readouterr().out
+    assert "--allow-version-drift changes nothing for --target container" in out
