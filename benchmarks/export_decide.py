@@ -27,7 +27,7 @@ from exporters.export import build_export, write_export  # noqa: E402
 from marketdata import load  # noqa: E402
 
 PARQUET = PROJECT.parent / "shared/data/sp500_daily.parquet"
-SESSION = "2020-12-01"  # a rebalance session of prophet_momentum's default buckets
+SESSION = "2020-11-30"  # a Monday: a rebalance session of prophet_momentum's default buckets
 
 CHILD = r"""
 import importlib, json, sys, time

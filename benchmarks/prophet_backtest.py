@@ -156,7 +156,8 @@ def feed_frame(history: pd.DataFrame, symbol: str) -> pd.DataFrame:
 
 def naive_indicator_pass(history: pd.DataFrame, first_bar: int, strategy_params, tick) -> dict:
     """Every symbol's indicator on every bar from `first_bar` (the bars decisions can read)."""
-    window = int(strategy_params.prophet_window)
+    # the indicator's minimum period: a full window before its refit bar
+    window = int(strategy_params.prophet_window) + int(strategy_params.refit_every) + 4
     frame = history.iloc[first_bar - window + 1 :]
     cerebro = bt.Cerebro(stdstats=False, maxcpus=1)
     for symbol in history.columns.get_level_values("symbol").unique():
