@@ -112,9 +112,11 @@ def entry_point(spec: ExportSpec, source_sha256: str, contract: Contract) -> str
     options = "".join(f", {k}={k.upper()}" for k in contract.replay_kwargs)
     if contract.decide_runner:
         run_body = (
-            "    from live.runtime import run_strategy\n\n"
+            "    from live.runtime import resolve_now, run_strategy\n"
+            "    from marketdata.universe import current_symbols\n\n"
+            "    symbols = current_symbols(UNIVERSE, SYMBOLS, resolve_now(now))\n"
             "    return run_strategy(\n"
-            "        decide, SYMBOLS, warmup_bars=WARMUP, strategy_name=STRATEGY_NAME,\n"
+            "        decide, symbols, warmup_bars=WARMUP, strategy_name=STRATEGY_NAME,\n"
             "        strategy_id=STRATEGY_ID, strategy_hash=SOURCE_SHA256, fill=FILL, now=now,\n"
             "        dry_run=dry_run, source=source, default_source=DEFAULT_SOURCE, slot=slot,\n"
             "        submit=submit,\n"
@@ -160,9 +162,13 @@ def decide(history, holdings, now):
     """Target shares for each symbol the strategy asks to change for the session of `now`,
     from completed bars before it and the book {{symbol: shares, "$CASH": cash}}; None when
     it asks for nothing."""
+    from marketdata.universe import members_for_replay
     from strategies.replay import replay_decision
 
-    return replay_decision(_strategy_class(), PARAMS, history, holdings, now{options})
+    members = members_for_replay(UNIVERSE, history, now)  # None: every symbol, always
+    return replay_decision(
+        _strategy_class(), PARAMS, history, holdings, now{options}, members=members
+    )
 
 
 def run(now=None, dry_run=False, source=None, slot=None, submit=True):

@@ -216,6 +216,14 @@ print("TRADESHIP-REPLAY " + json.dumps(answer, default=float))
 """
 
 
+def absolute_source(source: str) -> str:
+    """`source` with a file or folder location made absolute (parquet:, csv:)."""
+    kind, sep, location = source.partition(":")
+    if sep and kind in ("parquet", "csv") and location:
+        return f"{kind}:{Path(location).expanduser().resolve()}"
+    return source
+
+
 class ReplayError(RuntimeError):
     """The isolated replay could not run; the message carries the child's last lines."""
 
@@ -241,7 +249,7 @@ def replay_isolated(
     spec = {
         "paths": [str(p) for p in paths],
         "module": module,
-        "source": result.config.source,
+        "source": absolute_source(result.config.source),  # the child runs elsewhere
         "symbols": sorted(result.data.bars),
         "first": pd.Timestamp(result.history.index[0]).isoformat(),
         "last": pd.Timestamp(result.history.index[-1]).isoformat(),

@@ -449,3 +449,18 @@ def members_for_replay(
 
 def _universe_iso(value: Any) -> str | None:
     return None if pd.isna(value) else pd.Timestamp(value).date().isoformat()
+
+
+def current_symbols(
+    record: Mapping[str, Any] | None, symbols: Sequence[str], as_of: Any
+) -> list[str]:
+    """The symbols a live run loads and may pick at `as_of`: the recorded universe's
+    members then (a member the data source lacks stops the run, named, like any stale
+    symbol), or `symbols` when the universe is a plain list."""
+    if not record:
+        return sorted(symbols)
+    membership = membership_from_record(record)
+    warning = membership.current_warning(as_of)
+    if warning:
+        print(f"warning: {warning}")
+    return membership.current(as_of)

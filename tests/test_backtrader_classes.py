@@ -142,3 +142,33 @@ def test_point_in_time_candidates_around_an_index_join():
     assert "MKTX" not in candidates["2019-06-28"]
     assert "MKTX" in candidates["2019-07-01"]
     assert {"AAPL", "MSFT"} <= candidates["2019-06-28"]
+
+
+@needs_parquet
+@pytest.mark.slow
+def test_export_carries_the_point_in_time_universe_and_passes_parity(tmp_path):
+    """MKTX joins the S&P 500 on 2019-07-01, inside the verified range: the module reads
+    membership from its own record and decides as the backtest did."""
+    from marketdata.universe import current_symbols, load_membership, universe_record
+
+    membership = load_membership(SP500_PARQUET.parent / "sp500_membership.csv")
+    record = universe_record(membership, membership.tickers)
+    assert current_symbols(record, [], "2019-06-28").count("MKTX") == 0
+    assert "MKTX" in current_symbols(record, [], "2019-07-01")
+    symbols = ["AAPL", "JPM", "MKTX", "MSFT", "TSLA"]
+    _, compiled = build_export(
+        "prophet_momentum",
+        {},
+        symbols,
+        "yfinance",
+        sources=["parquet"],
+        warmup=327,
+        universe=record,
+    )
+    module, _ = write_export(compiled, tmp_path / "strategy.py")
+    report, result = verify_parity(module, SOURCE, symbols, "2019-06-03", "2019-08-30")
+    assert result.members is not None and result.universe.startswith("membership:")
+    assert report.rebalances >= 12
+    assert report.mismatches == [], report.lines()[:10]
+    held = {s for session, book in result.holdings.items() for s in book}
+    assert "TSLA" not in held  # not a member before 2020-12-21

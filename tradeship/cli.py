@@ -103,11 +103,26 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         fill=args.fill,
         warmup=warmup,
         sources=[args.source.partition(":")[0]] if args.source else [],
+        universe=_universe_record(args, symbols or []),
     )
     module, requirements = write_export(compiled, args.out)
     print(export_summary(spec, compiled))
     print(f"wrote {module} and {requirements}")
     return 0
+
+
+def _universe_record(args: argparse.Namespace, symbols: list[str]):
+    """The point-in-time universe the export carries (every ticker's stays, so a live run
+    knows today's members), or None for a plain list."""
+    from marketdata.universe import parse_universe, universe_record
+
+    spec = parse_universe(
+        args.universe, args.source or args.default_source, args.symbols and symbols
+    )
+    if not spec.point_in_time:
+        return None
+    membership = spec.load(symbols)
+    return universe_record(membership, membership.tickers)
 
 
 def _measure_warmup(args: argparse.Namespace, settings: Settings, symbols) -> int:
