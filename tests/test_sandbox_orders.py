@@ -17,7 +17,7 @@ import httpx
 import pandas as pd
 import pytest
 from alpaca.common.exceptions import APIError
-from alpaca.trading.enums import OrderSide, OrderStatus, TimeInForce
+from alpaca.trading.enums import OrderClass, OrderSide, OrderStatus, TimeInForce
 from alpaca.trading.requests import (
     ClosePositionRequest,
     GetAssetsRequest,
@@ -25,7 +25,9 @@ from alpaca.trading.requests import (
     LimitOrderRequest,
     MarketOrderRequest,
     ReplaceOrderRequest,
+    StopLossRequest,
     StopOrderRequest,
+    TakeProfitRequest,
     TrailingStopOrderRequest,
 )
 
@@ -202,6 +204,107 @@ def test_trailing_stop_follows_the_high_water_mark(sandbox, client):
             )  # fmt: skip
         )
     assert bad.value.status_code == 422
+
+
+def _bracket_symbol(both: bool) -> tuple[str, float, float]:
+    """A symbol whose NEXT session's range leaves room for a take-profit above the open
+    (and, with `both`, a stop-loss below it inside the range): (symbol, tp, sl)."""
+    for symbol in sorted(load_market_data("demo").bars):
+        opening, high, low = (price(symbol, NEXT, f) for f in ("open", "high", "low"))
+        take = math.floor(high * 100) / 100
+        stop = math.ceil(low * 100) / 100 if both else round(low * 0.5, 2)
+        if opening + 0.01 < take and stop < opening - 0.01 and low > 2:
+            return symbol, take, stop
+    raise AssertionError("no demo symbol with a wide enough range on " + NEXT)
+
+
+@pytest.mark.parametrize("both", [False, True])
+def test_bracket_order_legs_are_held_then_one_cancels_the_other(sandbox, client, both):
+    symbol, take, stop = _bracket_symbol(both)
+    clock(sandbox, f"{DAY}T20:00")
+    entry = client.submit_order(
+        MarketOrderRequest(
+            symbol=symbol,
+            qty=10,
+            side=OrderSide.BUY,
+            time_in_force=TimeInForce.GTC,
+            order_class=OrderClass.BRACKET,
+            take_profit=TakeProfitRequest(limit_price=take),
+            stop_loss=StopLossRequest(stop_price=stop),
+        )  # fmt: skip
+    )
+    assert entry.order_class == OrderClass.BRACKET and entry.status == OrderStatus.ACCEPTED
+    assert [(leg.type.value, leg.status.value) for leg in entry.legs] == [
+        ("stop", "held"),
+        ("limit", "held"),
+    ]
+    clock(sandbox, f"{NEXT}T10:00")  # the entry filled at the open: the legs work
+    assert client.get_order_by_id(entry.id).status == OrderStatus.FILLED
+    legs = {leg.type.value: leg for leg in client.get_orders() if leg.symbol == symbol}
+    assert {k: v.status.value for k, v in legs.items()} == {"stop": "new", "limit": "new"}
+    clock(sandbox, f"{NEXT}T16:30")
+    stop_leg, take_leg = (client.get_order_by_id(legs[k].id) for k in ("stop", "limit"))
+    if both:  # the day reached both exits: daily data cannot say which came first
+        assert stop_leg.status == OrderStatus.FILLED and float(stop_leg.filled_avg_price) == stop
+        assert take_leg.status == OrderStatus.CANCELED
+    else:
+        assert take_leg.status == OrderStatus.FILLED and float(take_leg.filled_avg_price) == take
+        assert stop_leg.status == OrderStatus.CANCELED
+    assert client.get_all_positions() == []
+    nested = httpx.get(
+        f"{sandbox.base_url}/v2/orders",
+        params={"status": "all", "nested": "true"},
+        headers={"APCA-API-KEY-ID": sandbox.key, "APCA-API-SECRET-KEY": sandbox.secret},
+    ).json()
+    assert [len(o["legs"]) for o in nested] == [2]  # legs only under their entry
+
+
+def test_oco_exit_and_cancelling_a_bracket(sandbox, client):
+    market(client, "SYN001", 10)
+    clock(sandbox, f"{DAY}T20:00")
+    close = price("SYN001", DAY, "close")
+    oco = client.submit_order(
+        LimitOrderRequest(
+            symbol="SYN001",
+            qty=10,
+            side=OrderSide.SELL,
+            time_in_force=TimeInForce.GTC,
+            order_class=OrderClass.OCO,
+            limit_price=round(close * 3, 2),
+            take_profit=TakeProfitRequest(limit_price=round(close * 3, 2)),
+            stop_loss=StopLossRequest(stop_price=round(close * 0.2, 2)),
+        )  # fmt: skip
+    )
+    assert [leg.status.value for leg in oco.legs] == ["accepted"]  # an oco works at once
+    client.cancel_order_by_id(oco.legs[0].id)  # one cancels the other
+    assert client.get_order_by_id(oco.id).status == OrderStatus.CANCELED
+    with pytest.raises(APIError) as wrong:  # a take-profit below the stop-loss
+        client.submit_order(
+            MarketOrderRequest(
+                symbol="SYN002",
+                qty=1,
+                side=OrderSide.BUY,
+                time_in_force=TimeInForce.DAY,
+                order_class=OrderClass.BRACKET,
+                take_profit=TakeProfitRequest(limit_price=5),
+                stop_loss=StopLossRequest(stop_price=6),
+            )  # fmt: skip
+        )
+    assert wrong.value.status_code == 422
+    bracket = client.submit_order(
+        MarketOrderRequest(
+            symbol="SYN002",
+            qty=1,
+            side=OrderSide.BUY,
+            time_in_force=TimeInForce.DAY,
+            order_class=OrderClass.BRACKET,
+            take_profit=TakeProfitRequest(limit_price=500),
+            stop_loss=StopLossRequest(stop_price=1),
+        )  # fmt: skip
+    )
+    client.cancel_order_by_id(bracket.id)  # the entry and its held legs
+    statuses = {client.get_order_by_id(leg.id).status for leg in bracket.legs}
+    assert statuses == {OrderStatus.CANCELED}
 
 
 def test_cls_orders_close_at_the_cut_off(sandbox, client):

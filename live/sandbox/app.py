@@ -331,6 +331,7 @@ def create_app(
                 direction=q.get("direction") or "desc",
                 symbols=symbols.split(",") if symbols else None,
                 side=q.get("side"),
+                nested=_bool_param(request, "nested"),
             )
         )
 
@@ -342,8 +343,9 @@ def create_app(
         return _alpaca(await _off_loop(broker.order_by_client_order_id, client_order_id))
 
     @api.get("/v2/orders/{order_id}")
-    async def get_order(order_id: str) -> JSONResponse:
-        return _alpaca(await _off_loop(broker.order, order_id))
+    async def get_order(order_id: str, request: Request) -> JSONResponse:
+        nested = _bool_param(request, "nested")
+        return _alpaca(await _off_loop(broker.order, order_id, nested))
 
     @api.patch("/v2/orders/{order_id}")
     async def patch_order(order_id: str, request: Request) -> JSONResponse:

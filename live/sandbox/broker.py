@@ -65,6 +65,7 @@ ACCOUNT_TYPES = ("margin", "cash")
 MONEY_PLACES = 4
 OPEN_STATUSES = ("new", "accepted", "pending_new", "partially_filled", "accepted_for_bidding")
 CLOSED_STATUSES = ("filled", "canceled", "expired", "rejected", "replaced", "done_for_day")
+STOP_TYPES = ("stop", "stop_limit", "trailing_stop")
 EXCHANGE = "NYSE"  # the data sources carry no listing venue; one valid Alpaca value for all
 MARGIN_MINIMUM = Decimal(2000)  # Reg T: below this equity, no margin and no shorting
 PDT_EQUITY = Decimal(25000)  # pattern day trader protection applies below this equity
@@ -522,7 +523,12 @@ class SandboxBroker:
             start = self.now()
             ledger = self._ledger()
             for instant, kind, day in self._events(start, target):
-                for row in self.store.orders(OPEN_STATUSES):
+                # stops first: a bracket whose day reached both exits leaves at its stop
+                rows = sorted(
+                    self.store.orders(OPEN_STATUSES),
+                    key=lambda r: (r["type"] not in STOP_TYPES, r["seq"]),
+                )
+                for row in rows:
                     current = {**row, **changed.get(row["id"], {})}
                     if current["status"] not in OPEN_STATUSES:
                         continue
@@ -530,6 +536,8 @@ class SandboxBroker:
                     if delta:
                         self.store.update_order(row["id"], delta, conn)
                         changed[row["id"]] = {**changed.get(row["id"], {}), **delta}
+                        if delta.get("status") in CLOSED_STATUSES:
+                            self._cascade(current, delta["status"], instant, changed, conn)
             if clk.phase(target).is_open or any(
                 k == fills.OPEN for _, k, _ in self._events(start, target)
             ):
@@ -542,6 +550,46 @@ class SandboxBroker:
                     changed[row["id"]] = delta
             self.store.set_meta({"clock": timestamp(target)}, conn)
         return [self.order(order_id) for order_id in changed]
+
+    def _cascade(
+        self,
+        row: dict[str, Any],
+        status: str,
+        at: dt.datetime,
+        changed: dict[str, dict[str, Any]],
+        conn: Any,
+    ) -> None:
+        """An advanced order's other members after `row` ended with `status`: a filled
+        bracket/oto entry releases its `held` legs; a filled exit cancels its siblings
+        (one-cancels-other); an entry that ends unfilled cancels its legs."""
+        if (row.get("order_class") or "simple") == "simple":
+            return
+        stamp = timestamp(at)
+        is_entry = row.get("parent_id") is None and row["order_class"] in ("bracket", "oto")
+        if is_entry and status == "filled":
+            updates = {leg["id"]: {"status": "new", "updated_at": stamp} for leg in
+                       self.store.legs(row["id"]) if leg["status"] == "held"}  # fmt: skip
+        elif is_entry or status == "filled":
+            parent_id = row.get("parent_id") or row["id"]
+            group = [self.store.order(order_id=parent_id) or {}, *self.store.legs(parent_id)]
+            updates = {}
+            for other in group:
+                current = {**other, **changed.get(other.get("id", ""), {})}
+                if current.get("id") in (None, row["id"]) or current["status"] not in (
+                    *OPEN_STATUSES,
+                    "held",
+                ):
+                    continue
+                updates[current["id"]] = {
+                    "status": "canceled",
+                    "canceled_at": stamp,
+                    "updated_at": stamp,
+                }
+        else:
+            return
+        for order_id, delta in updates.items():
+            self.store.update_order(order_id, delta, conn)
+            changed[order_id] = {**changed.get(order_id, {}), **delta}
 
     def _at_event(
         self,
@@ -1004,8 +1052,16 @@ class SandboxBroker:
         return None
 
     # -- orders ---------------------------------------------------------------------------
-    def _order_json(self, row: dict[str, Any]) -> dict[str, Any]:
+    def _order_json(self, row: dict[str, Any], nested: bool = False) -> dict[str, Any]:
+        """Alpaca's Order; `nested` puts an advanced order's exit legs under `legs`."""
         side = row["side"]
+        legs = None
+        if (
+            nested
+            and row.get("parent_id") is None
+            and (row.get("order_class") or "simple") != ("simple")
+        ):
+            legs = [self._order_json(leg) for leg in self.store.legs(row["id"])]
         intent = row.get("position_intent") or ("buy_to_open" if side == "buy" else "sell_to_close")
         return {
             "id": row["id"],
@@ -1027,7 +1083,7 @@ class SandboxBroker:
             "qty": row["qty"],
             "filled_qty": row["filled_qty"],
             "filled_avg_price": row["filled_avg_price"],
-            "order_class": "simple",
+            "order_class": row.get("order_class") or "simple",
             "order_type": row["type"],
             "type": row["type"],
             "side": side,
@@ -1037,7 +1093,7 @@ class SandboxBroker:
             "stop_price": row.get("stop_price"),
             "status": row["status"],
             "extended_hours": False,
-            "legs": None,
+            "legs": legs,
             "expires_at": row["expires_at"],
         } | self._trail_json(row)
 
@@ -1194,6 +1250,8 @@ class SandboxBroker:
         if request.type == "trailing_stop":  # the watermark starts at the last known price
             row["hwm"] = decimal_text(mark)
             row["stop_price"] = decimal_text(fills.trailing_stop_price(row, mark))
+        row["order_class"] = request.order_class
+        legs = self._legs(request, row)
         with self.store.transaction() as conn:
             if replaces is not None:
                 self.store.update_order(
@@ -1207,7 +1265,42 @@ class SandboxBroker:
                     conn,
                 )
             self.store.insert_order(row, conn)
-        return self._order_json(self.store.order(order_id=row["id"]) or row)
+            for leg in legs:
+                self.store.insert_order(leg, conn)
+        return self._order_json(self.store.order(order_id=row["id"]) or row, nested=True)
+
+    def _legs(self, request: OrderRequest, parent: dict[str, Any]) -> list[dict[str, Any]]:
+        """The exit legs of a bracket/oto (`held` until the entry fills, opposite side) or
+        an oco order (its stop leg, working at once, same side). The stop-loss leg comes
+        first: when a session's range reaches both exits, it is the one that fills."""
+        if request.order_class == "simple":
+            return []
+        oco = request.order_class == "oco"
+        side = request.side if oco else ("sell" if request.side == "buy" else "buy")
+        closing = "sell_to_close" if side == "sell" else "buy_to_close"
+        specs = []
+        if request.stop_loss is not None:
+            kind = "stop_limit" if request.stop_loss_limit is not None else "stop"
+            specs.append((kind, request.stop_loss_limit, request.stop_loss))
+        if request.take_profit is not None and not oco:
+            specs.append(("limit", request.take_profit, None))
+        return [
+            {
+                **parent,
+                "id": str(uuid.uuid4()),
+                "client_order_id": str(uuid.uuid4()),
+                "side": side,
+                "type": kind,
+                "limit_price": None if limit is None else decimal_text(limit),
+                "stop_price": None if stop is None else decimal_text(stop),
+                "status": parent["status"] if oco else "held",
+                "position_intent": closing,
+                "order_class": request.order_class,
+                "parent_id": parent["id"],
+                "replaces": None,
+            }
+            for kind, limit, stop in specs
+        ]
 
     def replace_order(self, order_id: str, body: Any) -> dict[str, Any]:
         """PATCH /v2/orders/{id}: a new order with the changed fields replaces an open one."""
@@ -1221,6 +1314,10 @@ class SandboxBroker:
                 raise unprocessable(f'order is already in "{row["status"]}" state')
             if row["notional"] is not None:
                 raise unprocessable("notional orders cannot be replaced")
+            if (row.get("order_class") or "simple") != "simple":
+                raise unprocessable(
+                    "the sandbox cannot replace bracket, oco or oto orders: cancel and resend"
+                )
             qty = parse_decimal(body.get("qty"), "qty", QTY_PLACES, MAX_QTY)
             limit = parse_price(body.get("limit_price"), "limit_price")
             stop = parse_price(body.get("stop_price"), "stop_price")
@@ -1259,17 +1356,17 @@ class SandboxBroker:
                     self.store.update_order(row["id"], {"status": row["status"]}, conn)
                 raise
 
-    def order(self, order_id: str) -> dict[str, Any]:
+    def order(self, order_id: str, nested: bool = False) -> dict[str, Any]:
         row = self.store.order(order_id=order_id.strip().lower())
         if row is None:
             raise not_found("order not found")
-        return self._order_json(row)
+        return self._order_json(row, nested)
 
     def order_by_client_order_id(self, client_order_id: str) -> dict[str, Any]:
         row = self.store.order(client_order_id=client_order_id)
         if row is None:
             raise not_found("order not found")
-        return self._order_json(row)
+        return self._order_json(row, nested=True)
 
     def orders(
         self,
@@ -1280,7 +1377,9 @@ class SandboxBroker:
         direction: str = "desc",
         symbols: list[str] | None = None,
         side: str | None = None,
+        nested: bool = False,
     ) -> list[dict[str, Any]]:
+        """GET /v2/orders; `nested` lists an advanced order's legs under it, not beside it."""
         if status not in ("open", "closed", "all"):
             raise _invalid("status must be open, closed or all")
         if not 1 <= limit <= 500:
@@ -1289,7 +1388,8 @@ class SandboxBroker:
             raise _invalid("direction must be asc or desc")
         lo = timestamp(parse_instant(after, "after")) if after else None
         hi = timestamp(parse_instant(until, "until")) if until else None
-        statuses = {"open": OPEN_STATUSES, "closed": CLOSED_STATUSES, "all": None}[status]
+        listed_open = (*OPEN_STATUSES, "held", "pending_replace")
+        statuses = {"open": listed_open, "closed": CLOSED_STATUSES, "all": None}[status]
         rows = self.store.orders(statuses)
         wanted = {s.strip().upper() for s in symbols or [] if s.strip()}
         picked = [
@@ -1299,11 +1399,12 @@ class SandboxBroker:
             and (hi is None or r["submitted_at"] < hi)
             and (not wanted or r["symbol"] in wanted)
             and (side is None or r["side"] == side)
+            and not (nested and r.get("parent_id"))
         ]
         picked.sort(key=lambda r: (r["submitted_at"], r["seq"]))
         if direction == "desc":
             picked.reverse()
-        return [self._order_json(r) for r in picked[:limit]]
+        return [self._order_json(r, nested) for r in picked[:limit]]
 
     def cancel_order(self, order_id: str) -> None:
         with self._lock:
@@ -1313,12 +1414,18 @@ class SandboxBroker:
             if row["status"] not in OPEN_STATUSES:
                 raise unprocessable(f'order is already in "{row["status"]}" state')
             stamp = timestamp(self.now())
+            group = [row]
+            if (row.get("order_class") or "simple") != "simple":  # the whole bracket / oco
+                parent_id = row.get("parent_id") or row["id"]
+                group = [self.store.order(order_id=parent_id) or row, *self.store.legs(parent_id)]
             with self.store.transaction() as conn:
-                self.store.update_order(
-                    row["id"],
-                    {"status": "canceled", "canceled_at": stamp, "updated_at": stamp},
-                    conn,
-                )
+                for member in group:
+                    if member["id"] == row["id"] or member["status"] in (*OPEN_STATUSES, "held"):
+                        self.store.update_order(
+                            member["id"],
+                            {"status": "canceled", "canceled_at": stamp, "updated_at": stamp},
+                            conn,
+                        )
 
     def cancel_all(self) -> list[dict[str, Any]]:
         with self._lock:

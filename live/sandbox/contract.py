@@ -20,11 +20,13 @@ the same error overlay (2), plus one documented deviation:
    neither; alpaca-py's `Bar` model requires both keys to be present (it accepts null), so
    the sandbox sends null instead of inventing numbers.
 
+4. A 405 (a method the spec has no operation for) is checked for an `Allow` header and
+   the error body of (2) only.
 5. `PositionClosedReponse.status` (DELETE /v2/positions) is an HTTP status: an integer,
    as in the spec's own `CanceledOrderResponse` and alpaca-py's `ClosePositionResponse`
    (the spec types it as a string).
-4. A 405 (a method the spec has no operation for) is checked for an `Allow` header and
-   the error body of (2) only.
+6. `OrderStatus` gains `held`, the status Alpaca gives a bracket's exit legs until the
+   entry fills (alpaca-py's `OrderStatus.HELD`); the spec's enum omits it.
 
 `/sandbox/*` answers are not Alpaca's and are not checked; a response shaped by the
 `malformed` fault must *not* be valid JSON.
@@ -113,6 +115,9 @@ def with_overlay(spec: dict[str, Any]) -> dict[str, Any]:
             },
         },
     )
+    statuses = spec.get("components", {}).get("schemas", {}).get("OrderStatus", {})
+    if "enum" in statuses and "held" not in statuses["enum"]:  # overlay 6
+        statuses["enum"] = [*statuses["enum"], "held"]
     closed = spec.get("components", {}).get("schemas", {}).get("PositionClosedReponse", {})
     if "status" in closed.get("properties", {}):  # overlay 5
         closed["properties"]["status"] = {**closed["properties"]["status"], "type": "integer"}

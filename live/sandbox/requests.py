@@ -120,6 +120,10 @@ class OrderRequest:
     client_order_id: str
     trail_price: Decimal | None = None
     trail_percent: Decimal | None = None
+    order_class: str = "simple"
+    take_profit: Decimal | None = None  # a bracket/oto/oco exit: limit price
+    stop_loss: Decimal | None = None  # a bracket/oto/oco exit: stop price
+    stop_loss_limit: Decimal | None = None  # ... and its limit (a stop-limit exit)
 
     @property
     def fractional(self) -> bool:
@@ -134,6 +138,36 @@ def client_order_id_of(value: Any) -> str:
     if len(value) > MAX_CLIENT_ORDER_ID:
         raise invalid(f"client_order_id must be no more than {MAX_CLIENT_ORDER_ID} characters")
     return value
+
+
+def _exit_legs(
+    body: dict[str, Any], order_class: str
+) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
+    """(take_profit.limit_price, stop_loss.stop_price, stop_loss.limit_price) of an
+    advanced order, with Alpaca's rules on which legs each class needs."""
+    legs = {}
+    for name in ("take_profit", "stop_loss"):
+        value = body.get(name)
+        if value is not None and not isinstance(value, dict):
+            raise invalid(f"{name} must be an object")
+        legs[name] = value
+    if order_class == "simple":
+        if legs["take_profit"] or legs["stop_loss"]:
+            raise invalid("take_profit/stop_loss need order_class bracket, oco or oto")
+        return None, None, None
+    take = legs["take_profit"] or {}
+    stop = legs["stop_loss"] or {}
+    take_profit = parse_price(take.get("limit_price"), "take_profit.limit_price")
+    stop_loss = parse_price(stop.get("stop_price"), "stop_loss.stop_price")
+    stop_loss_limit = parse_price(stop.get("limit_price"), "stop_loss.limit_price")
+    if stop_loss_limit is not None and stop_loss is None:
+        raise invalid("stop_loss.stop_price is required")
+    needs_both = order_class in ("bracket", "oco")
+    if needs_both and (take_profit is None or stop_loss is None):
+        raise invalid(f"{order_class} orders need take_profit.limit_price and stop_loss.stop_price")
+    if order_class == "oto" and (take_profit is None) == (stop_loss is None):
+        raise invalid("oto orders need exactly one of take_profit and stop_loss")
+    return take_profit, stop_loss, stop_loss_limit
 
 
 def parse_order_request(body: Any) -> OrderRequest:
@@ -159,8 +193,9 @@ def parse_order_request(body: Any) -> OrderRequest:
         raise invalid("time_in_force is required")
     if tif not in TIME_IN_FORCE:
         raise invalid(f"invalid time_in_force {tif!r}")
-    if body.get("order_class") not in (None, "", "simple"):
-        raise unprocessable("the sandbox supports simple orders only (no bracket, oco, oto)")
+    order_class = body.get("order_class") or "simple"
+    if order_class not in ("simple", "bracket", "oco", "oto"):
+        raise invalid(f"invalid order_class {order_class!r}")
     if body.get("extended_hours"):
         raise unprocessable("extended hours order must be DAY limit orders")
     qty = parse_decimal(body.get("qty"), "qty", QTY_PLACES, MAX_QTY)
@@ -169,7 +204,12 @@ def parse_order_request(body: Any) -> OrderRequest:
         raise invalid("qty and notional cannot both be specified")
     if qty is None and notional is None:
         raise invalid("qty or notional is required")
+    take_profit, stop_loss, stop_loss_limit = _exit_legs(body, order_class)
     limit_price = parse_price(body.get("limit_price"), "limit_price")
+    if order_class == "oco":  # its own limit is the take-profit leg
+        if limit_price not in (None, take_profit):
+            raise invalid("an oco order's limit_price is its take_profit.limit_price")
+        limit_price = take_profit
     stop_price = parse_price(body.get("stop_price"), "stop_price")
     if order_type in ("limit", "stop_limit") and limit_price is None:
         raise invalid("limit_price is required for limit orders")
@@ -194,6 +234,21 @@ def parse_order_request(body: Any) -> OrderRequest:
         raise unprocessable("notional orders must be DAY market orders")
     if notional is not None and notional < 1:
         raise AlpacaError(403, 40310000, "cost basis must be >= 1")
+    if order_class != "simple":
+        if notional is not None or (qty is not None and qty % 1 != 0):
+            raise unprocessable(f"{order_class} orders must be for whole shares (qty)")
+        if tif not in ("day", "gtc"):
+            raise unprocessable(f"{order_class} orders must be day or gtc orders")
+        if order_type not in (("limit",) if order_class == "oco" else ("market", "limit")):
+            raise unprocessable(f"{order_class} orders cannot be {order_type} orders")
+        if take_profit is not None and stop_loss is not None:
+            wrong_way = take_profit <= stop_loss if side == "buy" else take_profit >= stop_loss
+            if order_class == "oco":  # exits of a position: sell tp above sl, buy below
+                wrong_way = take_profit <= stop_loss if side == "sell" else take_profit >= stop_loss
+            if wrong_way:
+                raise unprocessable(
+                    "take_profit.limit_price must be on the profit side of stop_loss.stop_price"
+                )
     request = OrderRequest(
         symbol=symbol.strip().upper(),
         side=side,
@@ -206,6 +261,10 @@ def parse_order_request(body: Any) -> OrderRequest:
         client_order_id=client_order_id_of(body.get("client_order_id")),
         trail_price=trail_price,
         trail_percent=trail_percent,
+        order_class=order_class,
+        take_profit=take_profit,
+        stop_loss=stop_loss,
+        stop_loss_limit=stop_loss_limit,
     )
     if request.fractional and tif != "day":
         raise unprocessable("fractional orders must be DAY orders")

@@ -26,6 +26,8 @@ _V2_COLUMNS = (
     "trail_price",
     "trail_percent",
     "hwm",
+    "order_class",
+    "parent_id",
 )
 
 _SCHEMA = """
@@ -64,7 +66,9 @@ CREATE TABLE IF NOT EXISTS orders (
     position_intent  TEXT,
     trail_price      TEXT,
     trail_percent    TEXT,
-    hwm              TEXT
+    hwm              TEXT,
+    order_class      TEXT,
+    parent_id        TEXT
 );
 CREATE INDEX IF NOT EXISTS orders_status ON orders(status);
 """
@@ -196,6 +200,14 @@ class Store:
             args = wanted
         with self._lock:
             rows = self._db.execute(sql + " ORDER BY seq", args).fetchall()
+        return [dict(r) for r in rows]
+
+    def legs(self, parent_id: str) -> list[dict[str, Any]]:
+        """The exit legs of an advanced (bracket, oto, oco) order, in submission order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM orders WHERE parent_id = ? ORDER BY seq", (parent_id,)
+            ).fetchall()
         return [dict(r) for r in rows]
 
     def filled_orders(self) -> list[dict[str, Any]]:
