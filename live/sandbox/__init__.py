@@ -12,10 +12,10 @@ or `tradeship sandbox --date 2024-03-01` and point APCA_API_BASE_URL at it.
 Alpaca endpoints (headers APCA-API-KEY-ID / APCA-API-SECRET-KEY required, else 401
 {"code": 40110000, "message": "request is not authorized"}): account, account activities
 (fills), portfolio history (1D), clock, calendar, orders (POST, GET, PATCH, DELETE; market,
-limit, stop, stop_limit, trailing_stop; day, gtc, opg, cls, ioc, fok), positions (GET,
-DELETE), assets, and the Market Data API's daily bars (/v2/stocks/bars,
-/v2/stocks/{symbol}/bars). The full list, the fill-price model and the account rules are in
-live/sandbox/README.md.
+limit, stop, stop_limit, trailing_stop; simple, bracket, oto, oco; day, gtc, opg, cls, ioc,
+fok), positions (GET, DELETE), assets, and the Market Data API's daily bars
+(/v2/stocks/bars, /v2/stocks/{symbol}/bars). The full list, the fill-price model and the
+account rules are in live/sandbox/README.md.
 
 Orders answer `accepted`, become `new` when the clock moves while the market is open, and
 fill only when the simulated clock crosses a price the daily data has: the open (opg

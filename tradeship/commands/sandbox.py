@@ -36,6 +36,8 @@ session's high and low at unknown moments):
   trailing_stop           at the open if through its stop; else against the low (sell) /
                           high (buy) at the close, then the watermark moves to the high /
                           low
+  bracket / oto / oco     exit legs held until the entry fills; one fill cancels the
+                          other; a day that reached both exits leaves at the stop
 Open, close, high and low are --source's adjusted prices, the ones the backtest fills at,
 so opg/cls orders fill exactly where the backtest does. day orders expire at the close,
 gtc orders stay, ioc/fok are canceled when their first price does not fill them.
