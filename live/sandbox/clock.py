@@ -60,7 +60,7 @@ def _session_closes() -> dict[dt.date, dt.datetime]:
     closes = _calendar_xnys().closes
     return {
         day.date(): close.to_pydatetime().astimezone(UTC)
-        for day, close in zip(closes.index, closes, strict=True)
+        for day, close in zip(closes.index, closes.array, strict=True)
     }
 
 
