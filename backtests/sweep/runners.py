@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -65,6 +66,25 @@ def _prepare_local_worker() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     for logger in _dask_loggers():
         logger.setLevel(logging.CRITICAL)
+
+
+@contextmanager
+def _sigint_ignored_while_workers_start() -> Iterator[None]:
+    """Local worker processes start with Ctrl-C ignored, inherited from here.
+
+    An ignored signal is the one disposition a spawned process keeps (a blocked mask is
+    reset by multiprocessing's spawn), so a Ctrl-C can never kill a worker half-started
+    ("Nanny failed to start" and a traceback per worker). The price: a Ctrl-C pressed in
+    the few seconds the workers take to start is ignored; the next one stops the sweep.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager
@@ -131,13 +151,14 @@ class DaskRunner:
                     " install tradeship in their environment"
                 ) from None
             return
-        self.cluster = LocalCluster(
-            n_workers=max(1, min(self.workers, batch)),
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
+        with _sigint_ignored_while_workers_start():
+            self.cluster = LocalCluster(
+                n_workers=max(1, min(self.workers, batch)),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
         self.client = Client(self.cluster, set_as_default=False)
         with suppress(Exception):
             self.client.run(_prepare_local_worker)
