@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -151,7 +152,9 @@ class DaskRunner:
                     " install tradeship in their environment"
                 ) from None
             return
-        with _sigint_ignored_while_workers_start():
+        with _sigint_ignored_while_workers_start(), warnings.catch_warnings():
+            # our scheduler serves no dashboard; that its HTTP port moved is not news
+            warnings.filterwarnings("ignore", message="Port .* is already in use")
             self.cluster = LocalCluster(
                 n_workers=max(1, min(self.workers, batch)),
                 threads_per_worker=1,
