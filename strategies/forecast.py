@@ -22,9 +22,6 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from strategies.fast_prophet import FitRequest
-from strategies.fast_prophet import forecast_many as fast_forecast_many
-
 FITTERS = ("prophet", "fast")
 
 
@@ -144,6 +141,10 @@ def forecast_requests(requests: Sequence[ForecastRequest]) -> list[float]:
         else:
             out[position] = prophet_forecast(request.window, request.target, request.settings)
     if fast:
+        # only here: an export fitting with Prophet does not carry the fast fitter
+        from strategies.fast_prophet import FitRequest
+        from strategies.fast_prophet import forecast_many as fast_forecast_many
+
         fits, targets = [], []
         for position in fast:
             request = requests[position]

@@ -1,8 +1,6 @@
-"""marketdata modules must survive being inlined into one standalone file by the exporter.
-
-Checked statically: only stdlib/allowed third-party imports, sibling imports only
-as ``from marketdata.x import name``, no module-level side effects, and no
-top-level name defined in two modules.
+"""marketdata modules are embedded in every exported module, which imports them in a small
+Lambda or container: they import only the standard library, a few third-party packages and
+each other, and importing them does nothing but define names (checked statically).
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ def _modules():
     return {p.name: ast.parse(p.read_text(), filename=str(p)) for p in PACKAGE.glob("*.py")}
 
 
-def test_imports_are_inlinable():
+def test_imports_are_portable():
     for name, tree in _modules().items():
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
@@ -50,29 +48,24 @@ def test_no_module_level_side_effects():
             if i == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
                 continue  # module docstring
             assert isinstance(node, allowed), f"{name}:{node.lineno}: {type(node).__name__}"
+            if _extends_package_path(node):
+                continue  # a user's package named marketdata merges with ours
             if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
                 calls = [n for n in ast.walk(node.value) if isinstance(n, ast.Call)]
                 ok = all(
-                    isinstance(c.func, ast.Attribute) and c.func.attr in {"compile", "Timedelta"}
+                    isinstance(c.func, ast.Attribute)
+                    and c.func.attr in {"compile", "Timedelta", "getLogger"}
                     for c in calls
                 )
                 assert ok, f"{name}:{node.lineno}: module-level call"
 
 
-def test_top_level_names_are_unique_across_modules():
-    seen: dict[str, str] = {}
-    for name, tree in sorted(_modules().items()):
-        if name == "__init__.py":
-            continue
-        for node in tree.body:
-            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-                defined = [node.name]
-            elif isinstance(node, ast.Assign):
-                defined = [t.id for t in node.targets if isinstance(t, ast.Name)]
-            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-                defined = [node.target.id]
-            else:
-                continue
-            for ident in defined:
-                assert ident not in seen, f"{ident} defined in {seen.get(ident)} and {name}"
-                seen[ident] = name
+def _extends_package_path(node: ast.stmt) -> bool:
+    """``__path__ = pkgutil.extend_path(__path__, __name__)`` (in any import spelling)."""
+    if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)):
+        return False
+    targets = [t.id for t in node.targets if isinstance(t, ast.Name)]
+    func = node.value.func
+    return (
+        targets == ["__path__"] and isinstance(func, ast.Attribute) and (func.attr == "extend_path")
+    )

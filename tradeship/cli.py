@@ -270,7 +270,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         help="compile a strategy into one standalone run() module (+ requirements.txt)",
         description=(
             "Write ONE Python file that imports nothing from tradeship: the strategy's own "
-            "decision code inlined, decide(history, holdings, now) and run(now, dry_run, source). "
+            "modules embedded verbatim, decide(history, holdings, now) and run(now, dry_run, source). "
             "requirements.txt is written beside it. Exports are byte-identical for the same "
             "source and parameters; anything that looks like a secret is refused."
         ),
