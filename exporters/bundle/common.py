@@ -175,7 +175,8 @@ def embedded_modules(tree: ast.Module) -> set[str]:
     return names
 
 
-def read_module(path: str | Path) -> ExportedModule:
+def read_module(path: str | Path, requirements: tuple[str, ...] | None = None) -> ExportedModule:
+    """The module at `path`, its pins read beside it (or the given `requirements`)."""
     path = Path(path)
     if not path.is_file():
         raise BundleError(f"no exported module at {path}: write one with tradeship export")
@@ -204,7 +205,7 @@ def read_module(path: str | Path) -> ExportedModule:
         schedule=schedule,
         default_source=str(_constant(tree, "DEFAULT_SOURCE")),
         symbols=tuple(_constant(tree, "SYMBOLS")),
-        requirements=_requirements_beside(path, text),
+        requirements=requirements or _requirements_beside(path, text),
         fill=_optional_constant(tree, "FILL", "open"),
     )
 

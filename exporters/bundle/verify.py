@@ -208,12 +208,15 @@ def certify_bundle(
         raise BundleError(f"{out} holds no bundle ({MANIFEST}): build it with tradeship bundle")
     manifest = json.loads(manifest_path.read_text())
     target, python = manifest["target"], manifest["python"]
-    module = read_module(out / f"{MODULE_NAME}.py")
-    # the module's own pins (Lambda's requirements.txt lists every distribution in the zip)
-    pins = manifest.get("pins") or list(module.requirements)
+    # the module's own pins, and every other distribution the bundle lists (Lambda's
+    # requirements.txt: all that the zip holds; Azure's adds azure-functions as a range)
+    beside = out / "requirements.txt"
+    lines = beside.read_text().splitlines() if beside.is_file() else []
+    bundled = [line.strip() for line in lines if "==" in line]
+    pins = manifest.get("pins") or bundled
+    module = read_module(out / f"{MODULE_NAME}.py", requirements=tuple(pins))
     names = sorted({normalise(p.split("==")[0]) for p in pins if "==" in p})
-    # and every other distribution the bundle lists (Lambda: all that the zip holds)
-    listed = sorted({normalise(r.split("==")[0]) for r in module.requirements} - set(names))
+    listed = sorted({normalise(r.split("==")[0]) for r in bundled} - set(names))
     with tempfile.TemporaryDirectory(prefix="tradeship-verify-") as scratch_name:
         scratch = Path(scratch_name)
         if target == "lambda":
