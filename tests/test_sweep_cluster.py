@@ -62,11 +62,18 @@ def _rows(path: Path) -> int:
         return 0
 
 
+def _sigint_as_at_a_terminal() -> None:
+    """In the child: Ctrl-C acts as at a terminal even when pytest runs as a background job
+    (a shell without job control starts those with SIGINT ignored, and Python keeps that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_and_stop(command: list[str], results: Path, at_least: int, how: signal.Signals):
     """Run `command`, send `how` once `at_least` points are in the results; (rc, stderr)."""
     process = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,  # a signal to its group reaches its workers too, like Ctrl-C
+        preexec_fn=_sigint_as_at_a_terminal,
     )  # fmt: skip
     # Hang guards, not timing: on a loaded machine a first point alone has taken 70 s, and
     # the report written after Ctrl-C imports half the scientific stack.
