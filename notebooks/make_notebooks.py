@@ -92,39 +92,43 @@ PAPER = [
     ("md", "# Paper-trade an exported strategy on the local sandbox\n\n"
            "The sandbox is tradeship's local Alpaca-compatible paper broker: real HTTP, the real "
            "`alpaca-py` client, a simulated clock over the **synthetic** demo data. We export the "
-           "demo strategy, then run its `run()` once per simulated session, exactly as a "
-           "scheduler would, and look at positions and the journal."),
+           "demo strategy, then run its `run()` once per simulated session at 09:00 New York, "
+           "exactly as its schedule would: it sends market-on-open orders, which fill at the "
+           "open the backtest assumed."),
     ("code", "import os\nimport tempfile\nfrom pathlib import Path\n\nimport httpx\nimport pandas as pd\n\n"
              "from exporters.export import build_export, write_export\n"
              "from exporters.parity import load_module\n"
              "from live.journal import open_journal\n"
-             "from live.sandbox import SandboxServer"),
+             "from live.sandbox import SandboxServer\n"
+             "from marketdata.calendar import nyse_sessions"),
     ("code", "symbols = [f\"SYN{i:03d}\" for i in range(12)]\n"
              "params = {\"top_n\": 4, \"prophet_window\": 60, \"momentum_lookback\": 20,\n"
              "          \"rebalance_every\": 1, \"refit_every\": 1, \"threshold\": 0.0}\n"
-             "_, compiled = build_export(\"prophet_momentum\", params, symbols, default_source=\"demo\")\n"
+             "spec, compiled = build_export(\"prophet_momentum\", params, symbols, default_source=\"demo\")\n"
              "path, _ = write_export(compiled, Path(\"out/paper/strategy.py\"))\n"
-             "strategy = load_module(path)"),
+             "strategy = load_module(path)\n"
+             "print(strategy.FILL, strategy.SCHEDULE)"),
     ("code", "work = Path(tempfile.mkdtemp())\n"
-             "sandbox = SandboxServer(work / \"sandbox.db\", date=\"2024-06-03\", cash=100_000).start()\n"
+             "sandbox = SandboxServer(work / \"sandbox.db\", date=\"2024-05-31\", cash=100_000).start()\n"
              "os.environ.update({\n"
              "    \"APCA_API_BASE_URL\": sandbox.base_url,\n"
              "    \"APCA_API_KEY_ID\": sandbox.key,\n"
              "    \"APCA_API_SECRET_KEY\": sandbox.secret,\n"
              "    \"TRADESHIP_JOURNAL\": f\"sqlite:{work / 'journal.sqlite'}\",\n"
-             "    # orders are sized at the last close and fill at the open: 3% of cash absorbs gaps\n"
-             "    \"TRADESHIP_CASH_BUFFER\": \"0.03\",\n"
              "})\n"
              "headers = {\"APCA-API-KEY-ID\": sandbox.key, \"APCA-API-SECRET-KEY\": sandbox.secret}\n"
              "print(sandbox.base_url)"),
-    ("md", "Five simulated sessions: decide at 15:00 New York, trade, then advance the "
-           "sandbox's clock to the next session (`POST /sandbox/advance`, sandbox-only)."),
+    ("md", "Five simulated sessions: set the sandbox's clock to 09:00 New York "
+           "(`POST /sandbox/clock`, sandbox-only), run the module (it acts at the broker's "
+           "clock), then move the clock past the open so the market-on-open orders fill."),
     ("code", "client = sandbox.trading_client()\n"
-             "for _ in range(5):\n"
-             "    now = pd.Timestamp(client.get_clock().timestamp).tz_convert(\"America/New_York\")\n"
-             "    print(f\"--- {now:%Y-%m-%d %H:%M} New York\")\n"
-             "    strategy.run(now=now.isoformat(), source=\"demo\")\n"
-             "    httpx.post(sandbox.base_url + \"/sandbox/advance\", headers=headers).raise_for_status()"),
+             "for day in nyse_sessions(\"2024-06-03\", \"2024-06-07\"):\n"
+             "    print(f\"--- {day:%Y-%m-%d} 09:00 New York\")\n"
+             "    clock = {\"time\": f\"{day:%Y-%m-%d}T09:00\"}\n"
+             "    httpx.post(sandbox.base_url + \"/sandbox/clock\", json=clock, headers=headers).raise_for_status()\n"
+             "    strategy.run(source=\"demo\")\n"
+             "    clock = {\"time\": f\"{day:%Y-%m-%d}T09:31\"}\n"
+             "    httpx.post(sandbox.base_url + \"/sandbox/clock\", json=clock, headers=headers).raise_for_status()"),
     ("code", "pd.DataFrame([{\"symbol\": p.symbol, \"qty\": float(p.qty),\n"
              "               \"market_value\": float(p.market_value)} for p in client.get_all_positions()])"),
     ("code", "account = client.get_account()\nprint(\"equity\", account.equity, \"cash\", account.cash)"),
