@@ -341,6 +341,26 @@ class _Objective:
         return f, g, ok
 
 
+class _Trial:
+    """One step's evaluations and what the line searches made of them (row masks)."""
+
+    def __init__(self, ft, gt, ok, dfp_t, c1dfp, c2dfp, rows: int) -> None:
+        self.ft, self.gt, self.ok, self.dfp_t = ft, gt, ok, dfp_t
+        self.c1dfp, self.c2dfp = c1dfp, c2dfp
+        self.success = np.zeros(rows, dtype=bool)
+        self.fail = np.zeros(rows, dtype=bool)
+        self.to_zoom = np.zeros(rows, dtype=bool)
+        self.alpha = np.zeros(rows)
+        self.f = np.zeros(rows)
+        self.g = np.zeros_like(gt)
+
+    def accept(self, rows: np.ndarray, alpha: np.ndarray) -> None:
+        """Rows whose line search ends here, at step `alpha`, with this step's f and g."""
+        if rows.any():
+            self.success |= rows
+            self.alpha[rows], self.f[rows], self.g[rows] = alpha[rows], self.ft[rows], self.gt[rows]
+
+
 class _Batch:
     """State of a batch of fits with the same shape (rows = fits)."""
 
@@ -434,106 +454,28 @@ class _Batch:
 
     def step(self) -> np.ndarray:
         """Evaluate every row's trial point and advance; returns the rows that finished."""
-        all_rows = np.arange(self.x.shape[0])
+        rows = self.x.shape[0]
         ft, gt, ok = self.objective(self.x + self.trial[:, None] * self.p)
-        dfp_t = _rowdot(gt, self.p)
-        success = np.zeros(all_rows.size, dtype=bool)
-        fail = np.zeros(all_rows.size, dtype=bool)
-        to_zoom = np.zeros(all_rows.size, dtype=bool)
-        new_f = np.zeros(all_rows.size)
-        new_g = np.zeros_like(gt)
-        new_alpha = np.zeros(all_rows.size)
-
-        # WolfeLineSearch's expansion loop -------------------------------------------------
+        out = _Trial(ft, gt, ok, _rowdot(gt, self.p), _C1 * self.dfp, _C2 * self.dfp, rows)
         expand = self.mode == _EXPAND
-        bad = expand & ~ok
-        give_up = bad & (self.restarts >= _MAX_LS_RESTARTS)
-        fail |= give_up
-        retry = bad & ~give_up
-        self.alpha1[retry] = 0.5 * (self.alpha0[retry] + self.alpha1[retry])
-        self.restarts[retry] += 1
-        self.trial[retry] = self.alpha1[retry]
-        good = expand & ok
-        self.restarts[good] = 0
-        c1dfp, c2dfp = _C1 * self.dfp, _C2 * self.dfp
-        above = good & ((ft > self.f + self.alpha_init * c1dfp)
-                        | ((ft >= self.prev_f) & (self.nits > 0)))  # fmt: skip
-        zoom_a = above
-        self.alo[zoom_a], self.alo_f[zoom_a] = self.alpha0[zoom_a], self.prev_f[zoom_a]
-        self.alo_dfp[zoom_a] = self.prev_dfp[zoom_a]
-        self.ahi[zoom_a], self.ahi_f[zoom_a], self.ahi_dfp[zoom_a] = (
-            self.alpha1[zoom_a],
-            ft[zoom_a],
-            dfp_t[zoom_a],
-        )
-        rest = good & ~above
-        wolfe = rest & (np.abs(dfp_t) <= -c2dfp)
-        success |= wolfe
-        new_alpha[wolfe], new_f[wolfe], new_g[wolfe] = self.alpha1[wolfe], ft[wolfe], gt[wolfe]
-        rest &= ~wolfe
-        zoom_b = rest & (dfp_t >= 0)
-        self.alo[zoom_b], self.alo_f[zoom_b], self.alo_dfp[zoom_b] = (
-            self.alpha1[zoom_b],
-            ft[zoom_b],
-            dfp_t[zoom_b],
-        )
-        self.ahi[zoom_b], self.ahi_f[zoom_b], self.ahi_dfp[zoom_b] = (
-            self.alpha0[zoom_b],
-            self.prev_f[zoom_b],
-            self.prev_dfp[zoom_b],
-        )
-        grow = rest & ~zoom_b
-        self.alpha0[grow], self.prev_f[grow], self.prev_dfp[grow] = (
-            self.alpha1[grow],
-            ft[grow],
-            dfp_t[grow],
-        )
-        self.alpha1[grow] *= 10.0
-        self.nits[grow] += 1
-        self.trial[grow] = self.alpha1[grow]
-        fail |= grow & (self.nits >= _MAX_LS_ITS)
-        entering = zoom_a | zoom_b
-        self.zit[entering] = 0
-        to_zoom |= entering
-
-        # WolfLSZoom's body -----------------------------------------------------------------
+        if expand.any():
+            self._expand(expand, out)
         zoom = self.mode == _ZOOM
-        bad = zoom & ~ok
-        low = np.minimum(self.alo, self.ahi)
-        halved = 0.5 * (self.trial + low)
-        give_up = bad & ((np.abs(low - halved) < 1e-16) | (halved == self.trial))
-        fail |= give_up
-        self.trial[bad & ~give_up] = halved[bad & ~give_up]
-        good = zoom & ok
-        alpha = self.trial
-        high = good & ((ft > self.f + alpha * c1dfp) | (ft >= self.alo_f))
-        self.ahi[high], self.ahi_f[high], self.ahi_dfp[high] = alpha[high], ft[high], dfp_t[high]
-        rest = good & ~high
-        wolfe = rest & (np.abs(dfp_t) <= -c2dfp)
-        success |= wolfe
-        new_alpha[wolfe], new_f[wolfe], new_g[wolfe] = alpha[wolfe], ft[wolfe], gt[wolfe]
-        rest &= ~wolfe
-        flip = rest & (dfp_t * (self.ahi - self.alo) >= 0)
-        self.ahi[flip], self.ahi_f[flip], self.ahi_dfp[flip] = (
-            self.alo[flip],
-            self.alo_f[flip],
-            self.alo_dfp[flip],
-        )
-        self.alo[rest], self.alo_f[rest], self.alo_dfp[rest] = alpha[rest], ft[rest], dfp_t[rest]
-        to_zoom |= high | rest
+        if zoom.any():
+            self._zoom(zoom, out)
 
-        idx = np.flatnonzero(to_zoom)
+        idx = np.flatnonzero(out.to_zoom)
         if idx.size:
             self.mode[idx] = _ZOOM
-            fail[idx] |= self.zoom_next(idx)
+            out.fail[idx] |= self.zoom_next(idx)
 
-        finished = np.zeros(all_rows.size, dtype=bool)
+        finished = np.zeros(rows, dtype=bool)
         # a successful line search: BFGSMinimizer::step's update and convergence tests -----
-        idx = np.flatnonzero(success)
+        idx = np.flatnonzero(out.success)
         if idx.size:
-            finished[idx] = self._advance(idx, new_alpha[idx], new_f[idx], new_g[idx])
+            finished[idx] = self._advance(idx, out.alpha[idx], out.f[idx], out.g[idx])
         # a failed one: reset the Hessian approximation once, then give up (Stan: LS failed)
-        idx = np.flatnonzero(fail & ~success)
+        idx = np.flatnonzero(out.fail & ~out.success)
         if idx.size:
             done = self.reset[idx] != 0
             finished[idx[done]] = True
@@ -544,30 +486,108 @@ class _Batch:
                 self.start_search(again, np.full(again.size, _INIT_ALPHA))
         return finished
 
+    def _expand(self, expand: np.ndarray, out: _Trial) -> None:
+        """WolfeLineSearch's expansion loop for the rows in it."""
+        ft, dfp_t = out.ft, out.dfp_t
+        bad = expand & ~out.ok
+        if bad.any():
+            give_up = bad & (self.restarts >= _MAX_LS_RESTARTS)
+            out.fail |= give_up
+            retry = bad & ~give_up
+            self.alpha1[retry] = 0.5 * (self.alpha0[retry] + self.alpha1[retry])
+            self.restarts[retry] += 1
+            self.trial[retry] = self.alpha1[retry]
+        good = expand & out.ok
+        self.restarts[good] = 0
+        above = good & ((ft > self.f + self.alpha_init * out.c1dfp)
+                        | ((ft >= self.prev_f) & (self.nits > 0)))  # fmt: skip
+        if above.any():
+            self.alo[above], self.alo_f[above] = self.alpha0[above], self.prev_f[above]
+            self.alo_dfp[above] = self.prev_dfp[above]
+            self.ahi[above], self.ahi_f[above], self.ahi_dfp[above] = (
+                self.alpha1[above], ft[above], dfp_t[above]
+            )  # fmt: skip
+        rest = good & ~above
+        wolfe = rest & (np.abs(dfp_t) <= -out.c2dfp)
+        out.accept(wolfe, self.alpha1)
+        rest &= ~wolfe
+        if not rest.any():
+            entering = above
+        else:
+            zoom_b = rest & (dfp_t >= 0)
+            self.alo[zoom_b], self.alo_f[zoom_b], self.alo_dfp[zoom_b] = (
+                self.alpha1[zoom_b], ft[zoom_b], dfp_t[zoom_b]
+            )  # fmt: skip
+            self.ahi[zoom_b], self.ahi_f[zoom_b], self.ahi_dfp[zoom_b] = (
+                self.alpha0[zoom_b], self.prev_f[zoom_b], self.prev_dfp[zoom_b]
+            )  # fmt: skip
+            grow = rest & ~zoom_b
+            self.alpha0[grow], self.prev_f[grow], self.prev_dfp[grow] = (
+                self.alpha1[grow], ft[grow], dfp_t[grow]
+            )  # fmt: skip
+            self.alpha1[grow] *= 10.0
+            self.nits[grow] += 1
+            self.trial[grow] = self.alpha1[grow]
+            out.fail |= grow & (self.nits >= _MAX_LS_ITS)
+            entering = above | zoom_b
+        self.zit[entering] = 0
+        out.to_zoom |= entering
+
+    def _zoom(self, zoom: np.ndarray, out: _Trial) -> None:
+        """WolfLSZoom's body for the rows in it."""
+        ft, dfp_t = out.ft, out.dfp_t
+        bad = zoom & ~out.ok
+        if bad.any():
+            low = np.minimum(self.alo, self.ahi)
+            halved = 0.5 * (self.trial + low)
+            give_up = bad & ((np.abs(low - halved) < 1e-16) | (halved == self.trial))
+            out.fail |= give_up
+            self.trial[bad & ~give_up] = halved[bad & ~give_up]
+        good = zoom & out.ok
+        alpha = self.trial
+        high = good & ((ft > self.f + alpha * out.c1dfp) | (ft >= self.alo_f))
+        self.ahi[high], self.ahi_f[high], self.ahi_dfp[high] = alpha[high], ft[high], dfp_t[high]
+        rest = good & ~high
+        wolfe = rest & (np.abs(dfp_t) <= -out.c2dfp)
+        out.accept(wolfe, alpha)
+        rest &= ~wolfe
+        flip = rest & (dfp_t * (self.ahi - self.alo) >= 0)
+        self.ahi[flip], self.ahi_f[flip], self.ahi_dfp[flip] = (
+            self.alo[flip], self.alo_f[flip], self.alo_dfp[flip]
+        )  # fmt: skip
+        self.alo[rest], self.alo_f[rest], self.alo_dfp[rest] = alpha[rest], ft[rest], dfp_t[rest]
+        out.to_zoom |= high | rest
+
     def _advance(self, idx, alpha, f_new, g_new) -> np.ndarray:
-        x_new = self.x[idx] + alpha[:, None] * self.p[idx]
-        sk = x_new - self.x[idx]
-        yk = g_new - self.g[idx]
+        x_old, g_old, p_old = self.x[idx], self.g[idx], self.p[idx]
+        x_new = x_old + alpha[:, None] * p_old
+        sk = x_new - x_old
+        yk = g_new - g_old
         self.f1[idx], self.f[idx] = self.f[idx], f_new
-        self.g1[idx], self.g[idx] = self.g[idx], g_new
-        self.p1[idx] = self.p[idx]
+        self.g1[idx], self.g[idx] = g_old, g_new
         self.x[idx] = x_new
         grad_norm = np.sqrt(_rowdot(g_new, g_new))
         step_norm = np.sqrt(_rowdot(sk, sk))
         skyk = _rowdot(yk, sk)
         yy = _rowdot(yk, yk)
         reset = self.reset[idx] != 0
-        b0 = yy / skyk
-        self.p1[idx] = np.where(reset[:, None], self.p1[idx] / b0[:, None], self.p1[idx])
-        self.alphak1[idx] = np.where(reset, alpha * b0, alpha)
-        cleared = idx[reset]
-        self.hs[cleared] = 0.0
-        self.hy[cleared] = 0.0
-        self.hrho[cleared] = 0.0
+        if reset.any():
+            b0 = yy / skyk
+            self.p1[idx] = np.where(reset[:, None], p_old / b0[:, None], p_old)
+            self.alphak1[idx] = np.where(reset, alpha * b0, alpha)
+            cleared = idx[reset]
+            self.hs[cleared] = 0.0
+            self.hy[cleared] = 0.0
+            self.hrho[cleared] = 0.0
+        else:
+            self.p1[idx] = p_old
+            self.alphak1[idx] = alpha
         self.gamma[idx] = skyk / yy
-        self.hs[idx] = np.concatenate([self.hs[idx][:, 1:], sk[:, None]], axis=1)
-        self.hy[idx] = np.concatenate([self.hy[idx][:, 1:], yk[:, None]], axis=1)
-        self.hrho[idx] = np.concatenate([self.hrho[idx][:, 1:], (1.0 / skyk)[:, None]], axis=1)
+        for history, newest in ((self.hs, sk), (self.hy, yk), (self.hrho, 1.0 / skyk)):
+            rows = history[idx]
+            rows[:, :-1] = rows[:, 1:].copy()
+            rows[:, -1] = newest
+            history[idx] = rows
         self.p[idx] = self.search_direction(idx)
         f, f1 = self.f[idx], self.f1[idx]
         change = np.abs(f1 - f)
