@@ -12,6 +12,7 @@ duplicate deliveries of the same scheduled event place no second order.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -49,6 +50,7 @@ from exporters.parity import load_module
 from live.sandbox.server import SandboxServer
 
 NOW = f"{SESSION}T09:00:20"  # 20 s after the intended 09:00 New York fire (SCHEDULE)
+BEFORE_SESSION = "2024-05-24"  # the session before SESSION (Memorial Day between)
 FAKE_KEY = "PKFAKEKEYFORBUNDLETEST1"
 FAKE_SECRET = "fake-secret-value-for-the-bundle-test-0123456789"
 
@@ -67,9 +69,17 @@ def module_path(tmp_path_factory):
     return export_module(tmp_path_factory.mktemp("export"))
 
 
+def move_clock(sandbox, new_york_time: str) -> None:
+    """The sandbox's clock to `new_york_time` on SESSION (an order-placing run acts at the
+    broker's time; opg orders fill once the clock crosses the 09:30 open)."""
+    sandbox.broker.set_clock(dt.datetime.fromisoformat(f"{SESSION}T{new_york_time}-04:00"))
+
+
 @pytest.fixture
 def sandbox(tmp_path):
-    with SandboxServer(tmp_path / "sandbox.db", source="demo", date=SESSION) as server:
+    """The paper broker at the schedule's fire on SESSION (it starts the session before)."""
+    with SandboxServer(tmp_path / "sandbox.db", source="demo", date=BEFORE_SESSION) as server:
+        move_clock(server, NOW.split("T")[1])
         yield server
 
 
@@ -111,7 +121,8 @@ LAMBDA_DRIVER = textwrap.dedent(
         os.environ["TRADESHIP_NOW"] = call["now"]
         lambda_handler.lambda_handler(call["event"], Context(call["millis"]))
     modules = sys.modules
-    print("LOADED " + json.dumps({n: modules[n].__file__ for n in ("pandas", "prophet", "numpy")}))
+    names = ("pandas", "prophet", "numpy")
+    print("LOADED " + json.dumps({n: modules[n].__file__ for n in names if n in modules}))
     """
 )
 
@@ -212,6 +223,7 @@ def test_lambda_zip_trades_under_isolated_python(lambda_folder, sandbox, expecte
     assert planned(traded["orders"]) == expected
     assert {o["outcome"] for o in traded["orders"]} == {"submitted"}
     assert placed(sandbox) == expected
+    move_clock(sandbox, "10:00:00")  # past the open: the opg orders fill
     assert {status for *_, status in broker_orders(sandbox)} == {"filled"}
 
 
@@ -302,6 +314,7 @@ def test_azure_timer_function_trades_once_per_occurrence(azure_folder, sandbox, 
 
 
 def test_azure_past_due_and_holiday_invocations_send_nothing(azure_folder, sandbox, tmp_path):
+    move_clock(sandbox, "10:40:00")
     env = subprocess_env(sandbox, tmp_path, f"{SESSION}T10:40:00")
     # naive times are in WEBSITE_TIME_ZONE; unset (Linux Consumption) means UTC
     past_due = {"Next": "2024-05-28T13:00:00", "Last": "2024-05-24T13:00:00"}

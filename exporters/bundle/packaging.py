@@ -205,6 +205,7 @@ def pip_install_for_lambda(
     base += ["--implementation", "cp", "--python-version", python]
     for tag in platforms:
         base += ["--platform", tag]
+    target.parent.mkdir(parents=True, exist_ok=True)
     requirements = target.parent / "requirements.lambda-input.txt"
     requirements.write_text("\n".join(pins) + "\n")
     done = _pip([*base, "-r", str(requirements)])
