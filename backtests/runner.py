@@ -12,6 +12,7 @@ import backtrader as bt
 import pandas as pd
 
 from backtests.benchmark import benchmark_equity
+from backtests.broker import MARGIN_MULTIPLIER, configure_broker
 from backtests.forecast_skill import ForecastRecord
 from backtests.metrics import compute_metrics
 from marketdata import MarketData, load
@@ -24,6 +25,7 @@ from strategies.recorder import CASH, BarDecision, DecisionLog
 from strategies.registry import StrategySpec, build_strategy, full_params
 
 CASH_SYMBOL = CASH  # decisions.csv row holding the weight left in cash
+ACCOUNTS = ("margin", "cash")  # as the local paper broker's --account
 
 
 @dataclass
@@ -45,6 +47,7 @@ class BacktestConfig:
     benchmark: str = "equal-weight"  # or a SYMBOL bought and held (backtests/benchmark.py)
     universe: str | None = None  # membership:PATH, symbols:A,B or all (default: see README)
     warmup: int | None = None  # bars before the first trade, at least the strategy's minimum
+    account: str = "margin"  # "margin" (Alpaca paper's default: gaps borrow) or "cash"
 
 
 @dataclass
@@ -99,10 +102,12 @@ def decisions_frame(log: DecisionLog) -> pd.DataFrame:
 
 
 def _configure_broker(config: BacktestConfig) -> Callable[[bt.Cerebro], None]:
-    def configure(cerebro: bt.Cerebro) -> None:
-        from backtests.broker import configure_broker  # margin, slippage, commission rules
+    if config.account not in ACCOUNTS:
+        raise ValueError(f"account must be one of {', '.join(ACCOUNTS)}, got {config.account!r}")
 
-        configure_broker(cerebro, config)
+    def configure(cerebro: bt.Cerebro) -> None:
+        multiplier = MARGIN_MULTIPLIER if config.account == "margin" else 1.0
+        configure_broker(cerebro, config, multiplier=multiplier)
 
     return configure
 

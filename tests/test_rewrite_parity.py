@@ -1,6 +1,11 @@
 """prophet_momentum and buy_and_hold as Backtrader classes decide exactly what the
 pre-rewrite strategies decided: decisions.csv (and prophet_momentum's orders.csv) byte for
-byte against outputs recorded before the rewrite (tests/fixtures/before_rewrite)."""
+byte against outputs recorded before the rewrite (tests/fixtures/before_rewrite).
+
+The pre-rewrite engine ran a cash account; the margin account that now is the default
+(gaps at the open borrow instead of refusing a buy) changes fills by design, so these runs
+use `account="cash"` to isolate the rewrite.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,9 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "before_rewrite"
 
 
 def run(tmp_path: Path, strategy: str, source: str, start: str, end: str, symbols=None) -> Path:
-    config = BacktestConfig(strategy=strategy, source=source, start=start, end=end, symbols=symbols)
+    config = BacktestConfig(
+        strategy=strategy, source=source, start=start, end=end, symbols=symbols, account="cash"
+    )
     out = tmp_path / strategy
     write_outputs(run_backtest(config), out)
     return out

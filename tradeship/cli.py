@@ -60,6 +60,7 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
         slippage=args.slippage,
         fill=args.fill,
         fractional=args.fractional,
+        account=args.account,
         benchmark=parse_benchmark(args.benchmark),
     )
     with open_forecaster(args, settings) as forecaster:
@@ -253,6 +254,13 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         "--fractional", action="store_true", help="trade fractional shares (default: whole)"
     )
     bt.add_argument(
+        "--account",
+        choices=("margin", "cash"),
+        default="margin",
+        help="margin (default, as Alpaca's paper accounts: a buy that a gap at the open makes "
+        "cost more than the cash borrows up to 2x instead of being refused) or cash",
+    )
+    bt.add_argument(
         "--benchmark",
         default="equal-weight",
         metavar="SYMBOL|equal-weight",
@@ -269,8 +277,9 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         "export",
         help="compile a strategy into one standalone run() module (+ requirements.txt)",
         description=(
-            "Write ONE Python file that imports nothing from tradeship: the strategy's own "
-            "modules embedded verbatim, decide(history, holdings, now) and run(now, dry_run, source). "
+            "Write ONE Python file that imports nothing from tradeship: every module the "
+            "strategy and run() need embedded verbatim, decide(history, holdings, now) (the "
+            "Backtrader class replayed on the last WARMUP bars) and run(now, dry_run, source). "
             "requirements.txt is written beside it. Exports are byte-identical for the same "
             "source and parameters; anything that looks like a secret is refused."
         ),
