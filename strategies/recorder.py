@@ -39,6 +39,12 @@ class RecordingBroker(bt.brokers.BackBroker):
         self.touched.add(order.data._name)
         return super().cancel(order, bracket)
 
+    def next(self) -> None:
+        """Executes the bar's orders; what it cancels itself (a refused order's bracket
+        siblings) is the broker's doing, not a decision of the strategy's next()."""
+        super().next()
+        self.touched.clear()
+
     def drain(self) -> set[str]:
         touched, self.touched = self.touched, set()
         return touched
