@@ -112,8 +112,13 @@ def _configure_broker(config: BacktestConfig) -> Callable[[bt.Cerebro], None]:
     return configure
 
 
-def _probe_symbols(config: BacktestConfig) -> list[str]:
-    return list(config.symbols or [f"S{i:02d}" for i in range(20)])
+def backtest_warmup(config: BacktestConfig, spec: StrategySpec | None = None) -> int:
+    """The bars `run_backtest(config)` warms up on before its first trade: the strategy's
+    minimum period (probed on the config's symbols, or 20 stand-ins), at least
+    ``config.warmup``."""
+    spec = spec or build_strategy(config.strategy, config.params)
+    probe = list(config.symbols or [f"S{i:02d}" for i in range(20)])
+    return max(spec.warmup_bars(probe), int(config.warmup or 0))
 
 
 def run_backtest(
@@ -139,7 +144,7 @@ def run_backtest(
     spec = build_strategy(config.strategy, config.params)
     start = pd.Timestamp(config.start) if config.start else None
     end = pd.Timestamp(config.end) if config.end else None
-    warmup = max(spec.warmup_bars(_probe_symbols(config)), int(config.warmup or 0))
+    warmup = backtest_warmup(config, spec)
     if market_data is None:
         market_data = load(config.source, config.symbols, warmup_start(start, warmup), end)
     if not market_data.bars:

@@ -35,7 +35,7 @@ goes on (``retry_errors=True`` runs such points again). Ctrl-C stops cleanly: ru
 points are abandoned, finished ones are kept, and the outcome says so.
 """
 
-from backtests.sweep.data import clip_market_data, load_market_data, point_data, point_warmup
+from backtests.sweep.data import clip_market_data, load_market_data, point_data
 from backtests.sweep.grid import grid_points, parse_grid, point_key
 from backtests.sweep.run import (
     HEATMAP_FILE,
@@ -97,7 +97,6 @@ __all__ = [
     "parse_grid",
     "point_data",
     "point_key",
-    "point_warmup",
     "results_frame",
     "resume_hint",
     "run_point",

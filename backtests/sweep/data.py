@@ -11,11 +11,10 @@ from typing import Any
 
 import pandas as pd
 
-from backtests.runner import BacktestConfig, warmup_start
+from backtests.runner import BacktestConfig, backtest_warmup, warmup_start
 from backtests.sweep_common import iso_day
 from marketdata import DataError, MarketData, load
 from marketdata.calendar import calendar_day
-from strategies.registry import build_strategy
 
 
 @functools.lru_cache(maxsize=8)
@@ -51,14 +50,6 @@ def clip_market_data(data: MarketData, start: Any, end: Any) -> MarketData:
     )  # fmt: skip
 
 
-def point_warmup(config: BacktestConfig) -> int:
-    """The bars `run_backtest(config)` warms up on: the strategy's minimum, at least
-    ``config.warmup`` (the runner's rule; a sweep must load what the backtest would)."""
-    spec = build_strategy(config.strategy, config.params)
-    return max(spec.warmup_bars(list(config.symbols) if config.symbols else None),
-               int(config.warmup or 0))  # fmt: skip
-
-
 def point_data(config: BacktestConfig, load_start: str | None, load_end: str | None) -> MarketData:
     """The bars `run_backtest(config)` would load, cut from the batch's cached load.
 
@@ -66,7 +57,7 @@ def point_data(config: BacktestConfig, load_start: str | None, load_end: str | N
     point reaches further.
     """
     start = warmup_start(pd.Timestamp(config.start) if config.start else None,
-                         point_warmup(config))  # fmt: skip
+                         backtest_warmup(config))  # fmt: skip
     symbols = tuple(config.symbols) if config.symbols else None
     if start is None:
         load_start = None

@@ -10,8 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from backtests.runner import BacktestConfig, warmup_start
-from backtests.sweep.data import point_warmup
+from backtests.runner import BacktestConfig, backtest_warmup, warmup_start
 from backtests.sweep.grid import grid_points, parse_grid, point_key
 from backtests.sweep.worker import SweepTask
 from backtests.sweep_common import iso_day, metric_names, scalar
@@ -102,7 +101,7 @@ def earliest_load(spec: SweepSpec, points: Iterable[Mapping[str, Any]], start: A
     first = pd.Timestamp(start)
     for params in points:
         try:
-            warmup = point_warmup(spec.config(params))
+            warmup = backtest_warmup(spec.config(params))
         except Exception:  # an invalid point fails in its worker, with its error recorded
             continue
         reach = warmup_start(pd.Timestamp(start), warmup)
