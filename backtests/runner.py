@@ -15,6 +15,7 @@ from backtests.benchmark import benchmark_equity
 from backtests.broker import MARGIN_MULTIPLIER, configure_broker
 from backtests.forecast_skill import ForecastRecord
 from backtests.metrics import compute_metrics
+from backtests.report_kit import data_note
 from marketdata import MarketData, load
 from marketdata.universe import coverage, coverage_sentence, parse_universe
 from strategies.context import RunContext
@@ -251,13 +252,7 @@ def _left_universe(decisions: list[BarDecision], members: pd.DataFrame | None) -
 def _notes(
     config: BacktestConfig, data: MarketData, trade_from: pd.Timestamp, start: pd.Timestamp | None
 ):
-    if data.synthetic:
-        yield "SYNTHETIC DEMO DATA: generated prices, not a real market. Results mean nothing."
-    else:
-        yield (
-            "Universe = the symbols the source has today: survivorship bias flatters results "
-            "(delisted names are missing)."
-        )
+    yield data_note(data.synthetic)
     if start is not None and trade_from > start:
         yield f"Trading starts {trade_from.date()}, after the warm-up the strategy needs."
     for name, problem in sorted(data.problems.items()):
