@@ -8,6 +8,7 @@ same target positions on every session it ordered, nothing on every other one.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import json
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -134,7 +135,23 @@ def load_module(path: str | Path) -> ModuleType:
     return module
 
 
-def module_config(module: ModuleType, source: str, symbols, start, end) -> BacktestConfig:
+def module_constants(path: Path) -> SimpleNamespace:
+    """The module's literal constants (STRATEGY_NAME, PARAMS, SYMBOLS, FILL, UNIVERSE ...),
+    read without importing it: its embedded modules must not meet this checkout's here."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name) and target.id.isupper():
+                try:
+                    found[target.id] = ast.literal_eval(node.value)
+                except ValueError:
+                    continue
+    return SimpleNamespace(**found)
+
+
+def module_config(module: Any, source: str, symbols, start, end) -> BacktestConfig:
     """The backtest an exported module must agree with: its strategy, parameters, fill mode
     and universe, on the given data."""
     universe = getattr(module, "UNIVERSE", None)
@@ -168,7 +185,7 @@ def verify_parity(
     """Backtest the module's strategy here, then replay every session through the module in
     a fresh interpreter (`python -I -S`, the module's folder and third-party packages only:
     its embedded modules are the code that runs, with its own Prophet fits)."""
-    module = load_module(module_path)
+    module = module_constants(Path(module_path))
     config = module_config(module, source, symbols, start, end)
     result = run_backtest(config, forecaster=forecaster, progress=progress)
     folder = Path(module_path).resolve().parent

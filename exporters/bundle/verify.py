@@ -21,7 +21,6 @@ certificate stays) unless ``force``; ``force`` is recorded.
 
 from __future__ import annotations
 
-import ast
 import importlib.metadata
 import json
 import shutil
@@ -31,7 +30,6 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -46,6 +44,7 @@ from exporters.bundle.common import (
     sha256_file,
 )
 from exporters.bundle.pythons import require_python
+from exporters.parity import ReplayError, module_config, module_constants, replay_isolated
 
 AZURE_PACKAGES = Path(".python_packages") / "lib" / "site-packages"
 MISMATCH_LINES_KEPT = 20
@@ -81,26 +80,9 @@ def _host_versions(names: list[str]) -> dict[str, str | None]:
     return found
 
 
-def module_constants(path: Path) -> SimpleNamespace:
-    """The module's literal constants (STRATEGY_NAME, PARAMS, SYMBOLS, FILL, UNIVERSE ...),
-    read without importing it: its embedded modules must not meet this checkout's here."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    found = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target = node.targets[0]
-            if isinstance(target, ast.Name) and target.id.isupper():
-                try:
-                    found[target.id] = ast.literal_eval(node.value)
-                except ValueError:
-                    continue
-    return SimpleNamespace(**found)
-
-
 def backtest_module(module_path: Path, spec: VerifySpec, forecaster: Any = None, progress=None):
     """The research side: the module's own backtest (exporters.parity.module_config), here."""
     from backtests.runner import run_backtest
-    from exporters.parity import module_config
 
     module = module_constants(module_path)
     config = module_config(module, spec.source, spec.symbols, spec.start, spec.end)
@@ -110,7 +92,6 @@ def backtest_module(module_path: Path, spec: VerifySpec, forecaster: Any = None,
 def replay_in(env: Environment, result: Any, requirements: list[str]) -> tuple[dict, Any]:
     """Every session of `result` replayed by the bundle (exporters.parity.replay_isolated);
     returns (the child's answer, the parity report)."""
-    from exporters.parity import ReplayError, replay_isolated
 
     try:
         return replay_isolated(env.python, env.paths, MODULE_NAME, result, "bundle", requirements)

@@ -96,7 +96,7 @@ def cmd_bundle(args: argparse.Namespace, settings: Settings) -> int:
     if verify is not None:
         if getattr(args, "fitter", None) is None and Path(args.module).is_file():
             # the backtest fits as the module does
-            from exporters.bundle.verify import module_constants
+            from exporters.parity import module_constants
 
             args.fitter = getattr(module_constants(Path(args.module)), "FITTER", None)
         with open_forecaster(args, settings) as forecaster:
