@@ -17,6 +17,7 @@ from backtests.forecast_skill import ForecastRecord
 from backtests.metrics import compute_metrics
 from backtests.report_kit import data_note
 from marketdata import MarketData, load
+from marketdata.cache import DataCache
 from marketdata.universe import coverage, coverage_sentence, parse_universe
 from strategies.context import RunContext
 from strategies.engine import run_strategy_class
@@ -147,7 +148,13 @@ def run_backtest(
     end = pd.Timestamp(config.end) if config.end else None
     warmup = backtest_warmup(config, spec)
     if market_data is None:
-        market_data = load(config.source, config.symbols, warmup_start(start, warmup), end)
+        market_data = load(
+            config.source,
+            config.symbols,
+            warmup_start(start, warmup),
+            end,
+            cache=DataCache.default(),  # validated, adjusted bars, keyed by content
+        )
     if not market_data.bars:
         raise ValueError(f"no data loaded from {config.source}: {market_data.problems}")
     history = to_history(market_data.bars)

@@ -20,12 +20,14 @@ import uuid
 from pathlib import Path
 from typing import Any, Protocol
 
+from marketdata.cache import cache_root
+
 UNSETTLED_STATES = ("planned", "unknown")
 
 
 def default_journal_url() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return f"sqlite:{Path(base) / 'tradeship' / 'journal.sqlite'}"
+    """A SQLite file in tradeship's cache folder (marketdata.cache.cache_root)."""
+    return f"sqlite:{cache_root() / 'journal.sqlite'}"
 
 
 def new_run_id(slot: str) -> str:

@@ -104,6 +104,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         fill=args.fill,
         warmup=warmup,
         sources=[args.source.partition(":")[0]] if args.source else [],
+        fitter=getattr(args, "fitter", None) or "prophet",
         universe=_universe_record(args, symbols or []),
     )
     module, requirements = write_export(compiled, args.out)

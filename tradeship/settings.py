@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
-def _default_cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "tradeship"
+from marketdata.cache import cache_root
 
 
 class Settings(BaseSettings):
@@ -18,7 +15,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TRADESHIP_", extra="ignore")
 
-    cache_dir: Path = _default_cache_root()
+    cache_dir: Path = Field(default_factory=cache_root)  # TRADESHIP_CACHE_DIR, else XDG
     source: str = "demo"
     workers: int = 0  # 0 = all cores
     progress: bool = True
