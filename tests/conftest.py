@@ -15,3 +15,33 @@ def _private_caches(tmp_path_factory, monkeypatch):
     root = tmp_path_factory.getbasetemp() / "tradeship-cache"
     monkeypatch.setenv("TRADESHIP_CACHE_DIR", str(root))
     monkeypatch.setenv("TRADESHIP_JOURNAL", f"sqlite:{root / 'journal.sqlite'}")
+
+
+SANDBOX_DAY = "2024-03-01"  # a Friday: the local paper broker's first simulated session
+TRADING_SPEC = (
+    Path(__file__).resolve().parents[1].parent / "shared/specs/alpaca-trading-openapi.yaml"
+)
+
+
+@pytest.fixture
+def contract():
+    """Every exchange with the local paper broker, checked against Alpaca's trading spec."""
+    from live.sandbox.contract import ContractRecorder
+
+    recorder = ContractRecorder(TRADING_SPEC)
+    yield recorder
+    recorder.assert_valid()
+
+
+@pytest.fixture
+def sandbox(tmp_path, contract):
+    """The local paper broker on SANDBOX_DAY (test files with other needs define their own)."""
+    from live.sandbox import SandboxServer
+
+    with SandboxServer(tmp_path / "sandbox.db", date=SANDBOX_DAY, on_exchange=contract) as server:
+        yield server
+
+
+@pytest.fixture
+def client(sandbox):
+    return sandbox.trading_client()

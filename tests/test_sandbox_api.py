@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import ROUND_DOWN, Decimal
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -22,30 +21,10 @@ from alpaca.trading.requests import GetCalendarRequest, GetOrdersRequest, Market
 
 from live.sandbox import SandboxServer
 from live.sandbox.broker import load_market_data
-from live.sandbox.contract import ContractRecorder
 
-SPEC = Path(__file__).resolve().parents[1].parent / "shared/specs/alpaca-trading-openapi.yaml"
 NY = ZoneInfo("America/New_York")
 DAY = "2024-03-01"  # a Friday; the next session is Monday 2024-03-04
 NEXT = "2024-03-04"
-
-
-@pytest.fixture
-def contract():
-    recorder = ContractRecorder(SPEC)
-    yield recorder
-    recorder.assert_valid()
-
-
-@pytest.fixture
-def sandbox(tmp_path, contract):
-    with SandboxServer(tmp_path / "sandbox.db", date=DAY, on_exchange=contract) as server:
-        yield server
-
-
-@pytest.fixture
-def client(sandbox):
-    return sandbox.trading_client()
 
 
 def bar(symbol: str, day: str) -> pd.Series:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,29 +17,9 @@ from alpaca.trading.enums import OrderSide, OrderStatus, TimeInForce
 from alpaca.trading.requests import MarketOrderRequest
 
 from live.sandbox import SandboxServer
-from live.sandbox.contract import ContractRecorder
 from live.sandbox.faults import RateLimiter, parse_fault
 
-SPEC = Path(__file__).resolve().parents[1].parent / "shared/specs/alpaca-trading-openapi.yaml"
 DAY = "2024-03-01"
-
-
-@pytest.fixture
-def contract():
-    recorder = ContractRecorder(SPEC)
-    yield recorder
-    recorder.assert_valid()
-
-
-@pytest.fixture
-def sandbox(tmp_path, contract):
-    with SandboxServer(tmp_path / "sandbox.db", date=DAY, on_exchange=contract) as server:
-        yield server
-
-
-@pytest.fixture
-def client(sandbox):
-    return sandbox.trading_client()
 
 
 def auth(sandbox: SandboxServer) -> dict[str, str]:

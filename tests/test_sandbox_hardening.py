@@ -7,29 +7,13 @@ answer must be Alpaca's JSON error shape with a 4xx (or a normal answer), never 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import httpx
 import pytest
 
 from live.sandbox import SandboxServer
-from live.sandbox.contract import ContractRecorder
 
-SPEC = Path(__file__).resolve().parents[1].parent / "shared/specs/alpaca-trading-openapi.yaml"
 DAY = "2024-03-01"
-
-
-@pytest.fixture
-def contract():
-    recorder = ContractRecorder(SPEC)
-    yield recorder
-    recorder.assert_valid()
-
-
-@pytest.fixture
-def sandbox(tmp_path, contract):
-    with SandboxServer(tmp_path / "sandbox.db", date=DAY, on_exchange=contract) as server:
-        yield server
 
 
 def call(sandbox: SandboxServer, method: str, path: str, **kw) -> httpx.Response:

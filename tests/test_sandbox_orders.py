@@ -10,7 +10,6 @@ import datetime as dt
 import math
 import sqlite3
 from decimal import Decimal
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -33,31 +32,11 @@ from alpaca.trading.requests import (
 
 from live.sandbox import SandboxServer, fills
 from live.sandbox.broker import load_market_data
-from live.sandbox.contract import ContractRecorder
 
-SPEC = Path(__file__).resolve().parents[1].parent / "shared/specs/alpaca-trading-openapi.yaml"
 NY = ZoneInfo("America/New_York")
 DAY = "2024-03-01"  # Friday
 NEXT = "2024-03-04"  # Monday
 THIRD = "2024-03-05"
-
-
-@pytest.fixture
-def contract():
-    recorder = ContractRecorder(SPEC)
-    yield recorder
-    recorder.assert_valid()
-
-
-@pytest.fixture
-def sandbox(tmp_path, contract):
-    with SandboxServer(tmp_path / "sandbox.db", date=DAY, on_exchange=contract) as server:
-        yield server
-
-
-@pytest.fixture
-def client(sandbox):
-    return sandbox.trading_client()
 
 
 def ny(text: str) -> dt.datetime:
